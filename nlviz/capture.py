@@ -362,18 +362,6 @@ def record(model: nn.Module, clip: Tensor, **kwargs) -> tuple[Tensor, Capture]:
     return logits, cap
 
 
-def entropy(row: Tensor) -> float:
-    """Shannon entropy (nats) of a softmax attention row; rows of signed variants are not
-    distributions, for them the entropy of |row| / sum |row| is returned."""
-    p = row.abs().flatten().double()
-    total = p.sum()
-    if total <= 0:
-        return 0.0
-    p = p / total
-    nz = p[p > 0]
-    return float(-(nz * nz.log()).sum()) if nz.numel() else 0.0
-
-
 __all__ = [
     "BlockCapture",
     "Capture",
@@ -381,7 +369,6 @@ __all__ = [
     "OutOfGridError",
     "attention_blocks",
     "capture_attention",
-    "entropy",
     "is_attention_block",
     "record",
 ]
