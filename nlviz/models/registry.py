@@ -70,7 +70,8 @@ def build(name: str, **overrides) -> nn.Module:
     cfg = replace(cfg, nonlocal_cfg=nl, **{k: v for k, v in overrides.items() if k in _CFG_FIELDS})
     spec = replace(spec, **{k: v for k, v in overrides.items() if k in _SPEC_FIELDS and k not in _CFG_FIELDS})
     model = ResNet3d(cfg, spec)
-    model.arch = name
+    model.arch = name  # registry name and overrides: enough to rebuild it (nlviz.weights)
+    model.build_overrides = dict(overrides)
     return model.eval()
 
 

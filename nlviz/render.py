@@ -1,0 +1,234 @@
+"""Turn attention rows into what a person sees: per-frame heat maps, overlays, top-k arrows, montages.
+
+A block's row lives on its key grid (T', H', W'); the user looks at the sampled original
+frames. :func:`frame_heatmaps` places each key time slice on the frames it covers and
+stretches its (H', W') map over the pixels the key grid covers (nearest neighbour: one key
+cell = one flat rectangle, which is the truth; smoothing would invent detail). Pixels outside
+the model's view (outside a centre crop) are NaN and drawn uncoloured.
+
+Colour scales are honest (:func:`value_range`): softmax rows are probabilities, drawn on
+[0, max] with a sequential map; dot-product and concatenation rows are f / N, which may be
+negative (dot product) or unnormalized, drawn on a range symmetric around 0 with a diverging
+map when any value is negative.
+
+Figures for the app are plotly (see :mod:`nlviz.ui`); files written to disk use OpenCV and
+matplotlib ``Figure`` objects (never pyplot's global state: the app is a threaded server).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import cv2
+import numpy as np
+from torch import Tensor
+
+
+class FrameGeometry(Protocol):
+    """What rendering needs from :class:`nlviz.video.ClipGeometry`."""
+
+    def input_box_to_frames(
+        self, t0: float, t1: float, y0: float, y1: float, x0: float, x1: float
+    ) -> tuple[list[int], tuple[float, float, float, float]]: ...
+
+
+class KeyGrid(Protocol):
+    """What rendering needs from :class:`nlviz.capture.BlockCapture`."""
+
+    key_shape: tuple[int, int, int]
+    signed: bool
+
+    def key_box(self, cell) -> tuple[float, float, float, float, float, float]: ...
+
+
+@dataclass(frozen=True)
+class ValueRange:
+    """The colour scale of one map: [vmin, vmax] and the colour map to use."""
+
+    vmin: float
+    vmax: float
+    cmap: str  # matplotlib/OpenCV-independent name: "inferno" (sequential) or "RdBu_r" (diverging)
+    signed: bool  # True when the scale is symmetric around 0
+
+    @property
+    def label(self) -> str:
+        if self.signed:
+            return f"f/N, symmetric around 0: [{self.vmin:.3g}, {self.vmax:.3g}]"
+        return f"[{self.vmin:.3g}, {self.vmax:.3g}]"
+
+
+def value_range(rows: Sequence[np.ndarray | Tensor], signed_variant: bool) -> ValueRange:
+    """An honest shared scale for one or more rows.
+
+    Softmax rows: [0, max] (the weights are probabilities summing to 1; 'max' is shown on the
+    colour bar). Signed variants: [-m, m] with m = max |value| when any value is negative,
+    else [0, max]; either way the colour bar states that the values are f / N, not probabilities.
+    """
+    arrays = [np.asarray(r.detach().cpu() if isinstance(r, Tensor) else r, dtype=np.float64) for r in rows]
+    finite = np.concatenate([a[np.isfinite(a)].ravel() for a in arrays]) if arrays else np.zeros(1)
+    if finite.size == 0:
+        finite = np.zeros(1)
+    hi = float(finite.max())
+    lo = float(finite.min())
+    if signed_variant and lo < 0:
+        m = max(abs(lo), abs(hi)) or 1.0
+        return ValueRange(-m, m, "RdBu_r", True)
+    return ValueRange(0.0, hi if hi > 0 else 1.0, "inferno", False)
+
+
+def frame_heatmaps(
+    row: np.ndarray | Tensor, block: KeyGrid, geometry: FrameGeometry, frame_size: tuple[int, int], num_frames: int
+) -> np.ndarray:
+    """A block's row (T', H', W') as one heat map per displayed frame: (num_frames, H, W) float32.
+
+    frame_size: (H, W) of the displayed frames. Each key time slice t' is drawn on every
+    displayed frame it covers; each key cell fills the rectangle of pixels it pools. NaN marks
+    pixels the row says nothing about (outside the crop, or frames no key slice covers).
+    """
+    row = np.asarray(row.detach().cpu() if isinstance(row, Tensor) else row, dtype=np.float32)
+    tk, hk, wk = block.key_shape
+    if row.shape != (tk, hk, wk):
+        raise ValueError(f"row shape {row.shape} does not match the block's key grid {block.key_shape}")
+    h, w = frame_size
+    out = np.full((num_frames, h, w), np.nan, dtype=np.float32)
+    for t in range(tk):
+        first, last = block.key_box((t, 0, 0)), block.key_box((t, hk - 1, wk - 1))
+        frames, (x0, y0, x1, y1) = geometry.input_box_to_frames(first[0], first[1], first[2], last[3], first[4], last[5])
+        xa, ya = max(int(round(x0)), 0), max(int(round(y0)), 0)
+        xb, yb = min(int(round(x1)), w), min(int(round(y1)), h)
+        if xb <= xa or yb <= ya or not frames:
+            continue
+        patch = cv2.resize(row[t], (xb - xa, yb - ya), interpolation=cv2.INTER_NEAREST)
+        for k in frames:
+            if 0 <= k < num_frames:
+                out[k, ya:yb, xa:xb] = patch
+    return out
+
+
+_CMAPS = {"inferno": cv2.COLORMAP_INFERNO, "RdBu_r": None, "viridis": cv2.COLORMAP_VIRIDIS}
+
+
+def _diverging_lut() -> np.ndarray:
+    """A blue-white-red 256-entry RGB lookup table (for signed maps)."""
+    t = np.linspace(-1.0, 1.0, 256)[:, None]
+    blue, white, red = np.array([33, 102, 172.0]), np.array([247, 247, 247.0]), np.array([178, 24, 43.0])
+    lut = np.where(t < 0, white + (blue - white) * (-t), white + (red - white) * t)
+    return lut.astype(np.uint8)
+
+
+_DIVERGING = _diverging_lut()
+
+
+def colorize(heat: np.ndarray, scale: ValueRange) -> np.ndarray:
+    """Heat (..., H, W) float -> RGB uint8 (..., H, W, 3) under ``scale``; NaN -> black."""
+    span = scale.vmax - scale.vmin or 1.0
+    idx = np.clip((np.nan_to_num(heat, nan=scale.vmin) - scale.vmin) / span * 255.0, 0, 255).astype(np.uint8)
+    if scale.cmap == "RdBu_r":
+        rgb = _DIVERGING[idx]
+    else:
+        flat = idx.reshape(-1, 1)
+        rgb = cv2.applyColorMap(flat, _CMAPS.get(scale.cmap, cv2.COLORMAP_INFERNO))[:, 0, ::-1]
+        rgb = rgb.reshape(*idx.shape, 3)
+    rgb = rgb.copy()
+    rgb[np.isnan(heat)] = 0
+    return rgb
+
+
+def overlay(frames: np.ndarray, heat: np.ndarray, scale: ValueRange, alpha: float = 0.6) -> np.ndarray:
+    """Blend colourized heat maps over frames: (T, H, W, 3) uint8 + (T, H, W) -> (T, H, W, 3) uint8.
+
+    Where the heat is NaN the frame is shown dimmed, so the region the model did not see is visible.
+    For sequential scales the opacity grows with the value (low weights let the frame show through).
+    """
+    if frames.shape[:3] != heat.shape:
+        raise ValueError(f"frames {frames.shape[:3]} and heat maps {heat.shape} differ in shape")
+    color = colorize(heat, scale).astype(np.float32)
+    base = frames.astype(np.float32)
+    if scale.signed:
+        a = np.full(heat.shape, alpha, dtype=np.float32)
+    else:
+        span = scale.vmax - scale.vmin or 1.0
+        a = alpha * np.clip((np.nan_to_num(heat, nan=0.0) - scale.vmin) / span, 0, 1) ** 0.5
+    a = np.where(np.isnan(heat), 0.0, a)[..., None]
+    out = base * (1 - a) + color * a
+    out = np.where(np.isnan(heat)[..., None], base * 0.45, out)
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class KeyPoint:
+    """One of the top-k attended keys, placed on the displayed frames."""
+
+    cell: tuple[int, int, int]
+    weight: float
+    frames: tuple[int, ...]  # displayed frames the key covers
+    x: float  # centre of its pixel rectangle in displayed-frame pixels
+    y: float
+
+
+def top_keys(row: np.ndarray | Tensor, block: KeyGrid, geometry: FrameGeometry, k: int = 20) -> list[KeyPoint]:
+    """The ``k`` keys with the largest weights (the paper's Fig. 3 arrows), largest first."""
+    row = np.asarray(row.detach().cpu() if isinstance(row, Tensor) else row, dtype=np.float64)
+    flat = row.ravel()
+    k = min(k, flat.size)
+    order = np.argsort(-flat, kind="stable")[:k]
+    out = []
+    for i in order:
+        cell = tuple(int(c) for c in np.unravel_index(i, row.shape))
+        t0, t1, y0, y1, x0, x1 = block.key_box(cell)
+        frames, (fx0, fy0, fx1, fy1) = geometry.input_box_to_frames(t0, t1, y0, y1, x0, x1)
+        out.append(KeyPoint(cell, float(flat[i]), tuple(frames), (fx0 + fx1) / 2, (fy0 + fy1) / 2))
+    return out
+
+
+def temporal_profile(row: np.ndarray | Tensor) -> np.ndarray:
+    """Attention mass per key time slice: (T',). Sums to 1 for softmax rows."""
+    row = np.asarray(row.detach().cpu() if isinstance(row, Tensor) else row, dtype=np.float64)
+    return row.reshape(row.shape[0], -1).sum(axis=1)
+
+
+def draw_marker(frame: np.ndarray, x: float, y: float, color=(0, 255, 0), radius: int | None = None) -> np.ndarray:
+    """A copy of ``frame`` with a crosshair circle at (x, y): the query."""
+    out = frame.copy()
+    r = radius or max(3, min(frame.shape[:2]) // 40)
+    c = (int(round(x)), int(round(y)))
+    thick = max(1, r // 3)
+    cv2.circle(out, c, r, color, thick, lineType=cv2.LINE_AA)
+    cv2.line(out, (c[0] - 2 * r, c[1]), (c[0] - r, c[1]), color, thick, lineType=cv2.LINE_AA)
+    cv2.line(out, (c[0] + r, c[1]), (c[0] + 2 * r, c[1]), color, thick, lineType=cv2.LINE_AA)
+    cv2.line(out, (c[0], c[1] - 2 * r), (c[0], c[1] - r), color, thick, lineType=cv2.LINE_AA)
+    cv2.line(out, (c[0], c[1] + r), (c[0], c[1] + 2 * r), color, thick, lineType=cv2.LINE_AA)
+    return out
+
+
+def draw_rect(frame: np.ndarray, rect: tuple[float, float, float, float], color=(255, 255, 0)) -> np.ndarray:
+    """A copy of ``frame`` with rectangle (x0, y0, x1, y1) outlined (e.g. the model's crop)."""
+    out = frame.copy()
+    x0, y0, x1, y1 = (int(round(v)) for v in rect)
+    cv2.rectangle(out, (x0, y0), (max(x0, x1 - 1), max(y0, y1 - 1)), color, max(1, min(frame.shape[:2]) // 150))
+    return out
+
+
+def montage(images: Sequence[np.ndarray], columns: int, pad: int = 2, fill: int = 255) -> np.ndarray:
+    """Tile same-size RGB images (H, W, 3) into a grid, row-major: one image for export."""
+    if not images:
+        raise ValueError("montage needs at least one image")
+    h, w = images[0].shape[:2]
+    rows = -(-len(images) // columns)
+    out = np.full((rows * h + (rows - 1) * pad, columns * w + (columns - 1) * pad, 3), fill, np.uint8)
+    for i, im in enumerate(images):
+        r, c = divmod(i, columns)
+        out[r * (h + pad) : r * (h + pad) + h, c * (w + pad) : c * (w + pad) + w] = im
+    return out
+
+
+def shannon_entropy(row: np.ndarray | Tensor) -> float:
+    """Entropy in nats of a softmax row (of |row| / sum |row| for signed variants)."""
+    p = np.abs(np.asarray(row.detach().cpu() if isinstance(row, Tensor) else row, dtype=np.float64)).ravel()
+    total = p.sum()
+    if total <= 0:
+        return 0.0
+    p = p[p > 0] / total
+    return float(-(p * np.log(p)).sum())
