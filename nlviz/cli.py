@@ -16,6 +16,8 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("nlviz.cli_models", "list the registered architectures"),
     "serve": ("nlviz.cli_serve", "start the app"),
+    "zoo": ("nlviz.zoo_cli", "list the pretrained checkpoints of the model zoo"),
+    "download": ("nlviz.zoo_cli", "download zoo checkpoints into the cache"),
 }
 
 
