@@ -232,3 +232,46 @@ def shannon_entropy(row: np.ndarray | Tensor) -> float:
         return 0.0
     p = p[p > 0] / total
     return float(-(p * np.log(p)).sum())
+
+
+def arrows_montage(
+    frames: np.ndarray,
+    query_frame: int,
+    query_xy: tuple[float, float],
+    keys: Sequence[KeyPoint],
+    columns: int,
+    factor: float = 1.0,
+    pad: int = 4,
+) -> np.ndarray:
+    """The paper's Fig. 3 view: frames tiled, arrows from the query to its top-k keys.
+
+    frames: (T, h, w, 3) thumbnails; query_xy and the keys' x/y are in full-size displayed
+    pixels and are multiplied by ``factor``. An arrow goes to each frame a key covers; its
+    thickness and opacity grow with the key's weight (relative to the strongest key).
+    """
+    h, w = frames.shape[1:3]
+    tiles = [f.copy() for f in frames]
+    tiles[query_frame] = draw_marker(tiles[query_frame], query_xy[0] * factor, query_xy[1] * factor)
+    canvas = montage(tiles, columns, pad=pad)
+
+    def origin(k: int) -> tuple[int, int]:
+        r, c = divmod(k, columns)
+        return c * (w + pad), r * (h + pad)
+
+    qx0, qy0 = origin(query_frame)
+    start = (int(qx0 + query_xy[0] * factor), int(qy0 + query_xy[1] * factor))
+    if not keys:
+        return canvas
+    top = max(abs(kp.weight) for kp in keys) or 1.0
+    layer = canvas.copy()
+    for kp in reversed(keys):  # strongest drawn last, on top
+        strength = abs(kp.weight) / top
+        color = (255, int(230 * (1 - strength)), 0)
+        for k in kp.frames:
+            if not 0 <= k < len(frames):
+                continue
+            ox, oy = origin(k)
+            end = (int(ox + kp.x * factor), int(oy + kp.y * factor))
+            cv2.arrowedLine(layer, start, end, color, max(1, int(1 + 2 * strength)), cv2.LINE_AA, tipLength=0.08)
+            cv2.circle(layer, end, max(2, int(2 + 3 * strength)), color, -1, cv2.LINE_AA)
+    return cv2.addWeighted(layer, 0.85, canvas, 0.15, 0)

@@ -113,7 +113,9 @@ for _arch in ("c2d", "i3d"):
 
 # --- tiny networks for the bundled demo models and tests ------------------------------------
 
-TINY_SPEC = ClipSpec(num_frames=16, stride=1, short_side=64, crop_size=64, mean=(127.5,) * 3, std=(63.75,) * 3)
+TINY_SPEC = ClipSpec(
+    num_frames=16, stride=1, short_side=64, crop_size=64, mean=(127.5,) * 3, std=(63.75,) * 3, labels="synthetic"
+)
 
 
 def _tiny(nl_blocks: tuple[tuple[int, ...], ...]) -> ArchFn:

@@ -1,0 +1,176 @@
+"""One click, computed: everything the Explore view shows for a query pixel, without Streamlit.
+
+    view = query_view(cap, clip, block="res3.1.nl", frame=5, x=120.0, y=80.0)
+    view.heat        # (T, h, w) attention per displayed frame (NaN where the block has no key)
+    view.overlays    # (T, h, w, 3) uint8 frames with the attention drawn over them
+    view.top         # the top-k attended keys, placed on the frames (the paper's Fig. 3)
+
+A click costs one row per block from the capture (see :mod:`nlviz.capture`) plus drawing; the
+forward pass was done once per (model, video, sampling). The page only displays these values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from .capture import BlockCapture, Capture, record
+from .render import KeyPoint, ValueRange, frame_heatmaps, overlay, shannon_entropy, temporal_profile, top_keys, value_range
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How to sample a clip from a video; None fields fall back to the model's own spec.
+
+    Hashable: with the model name and the video's hash it keys the cached forward pass.
+    """
+
+    num_frames: int | None = None
+    stride: int | None = None
+    start_frame: int | None = None
+    uniform: bool = False  # num_frames evenly spaced over the whole video instead of num_frames x stride
+    crop: str = "center"  # "center" (as in training) or "full" (fully convolutional: the whole frame)
+
+    def kwargs(self) -> dict:
+        """Keyword arguments for :func:`nlviz.video.load_clip`."""
+        out = {"crop": self.crop, "uniform": self.uniform, "on_short": "reduce_stride"}
+        for name in ("num_frames", "stride", "start_frame"):
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
+        return out
+
+
+@dataclass
+class Analysis:
+    """One forward pass of a model over one clip: the expensive part, done once and cached."""
+
+    clip: object  # nlviz.video.Clip
+    capture: Capture
+    probs: np.ndarray  # (classes,) softmax of the logits
+    labels: list[str] | None  # class names, when the model has a label set
+    thumbs: tuple[np.ndarray, float]  # (thumbnails (T, h, w, 3), scale factor) for the overlay strip
+
+    def top_predictions(self, k: int = 5) -> list[tuple[str, float]]:
+        """The k most probable classes as (name, probability)."""
+        order = np.argsort(-self.probs)[:k]
+        names = self.labels or [f"class {i}" for i in range(len(self.probs))]
+        return [(names[i] if i < len(names) else f"class {i}", float(self.probs[i])) for i in order]
+
+
+def analyze(model: nn.Module, source, sampling: Sampling = Sampling(), *, thumb_width: int = 256,
+            progress=None) -> Analysis:
+    """Decode ``source`` as ``model`` expects, run one forward pass with capture, keep the results.
+
+    ``source``: path, bytes or file-like (see :func:`nlviz.video.load_clip`). ``progress``:
+    optional callback (fraction, message). The model is only read: no mode change, no state left.
+    """
+    from .labels import label_names
+    from .video import load_clip
+
+    if progress:
+        progress(0.0, "decoding video")
+    clip = load_clip(source, spec=model.spec, **sampling.kwargs())
+    if progress:
+        progress(0.5, "running the model")
+    logits, cap = record(model, clip.input)
+    probs = torch.softmax(logits.float(), dim=-1)[0].cpu().numpy()
+    if progress:
+        progress(1.0, "done")
+    return Analysis(clip, cap, probs, label_names(model.spec.labels), thumbnails(clip.frames, thumb_width))
+
+
+class ScaledGeometry:
+    """A clip geometry whose displayed-frame pixels are multiplied by ``factor`` (thumbnails)."""
+
+    def __init__(self, geometry, factor: float) -> None:
+        self.geometry, self.factor = geometry, factor
+
+    def input_box_to_frames(self, t0, t1, y0, y1, x0, x1):
+        frames, (a, b, c, d) = self.geometry.input_box_to_frames(t0, t1, y0, y1, x0, x1)
+        f = self.factor
+        return frames, (a * f, b * f, c * f, d * f)
+
+
+@dataclass
+class QueryView:
+    """What one block attends to for one query pixel, ready to display."""
+
+    block: str
+    cell: tuple[int, int, int]  # the query cell in the block's grid
+    row: np.ndarray  # (T', H', W') weights on the key grid
+    heat: np.ndarray  # (T, h, w) per displayed frame, at the thumbnail size
+    overlays: np.ndarray  # (T, h, w, 3) uint8
+    scale: ValueRange
+    top: list[KeyPoint]  # in full-size displayed-frame pixels
+    profile: np.ndarray  # (T',) mass per key time slice
+    profile_frames: list[list[int]]  # displayed frames each key time slice covers
+    entropy: float  # nats
+    max_entropy: float  # log(N_keys): entropy of uniform attention
+    own_slice_share: float  # share of |mass| in the key time slice that holds the query's frame
+    signed: bool  # dot_product / concatenation: values are f / N, not probabilities
+
+
+def thumbnails(frames: np.ndarray, width: int) -> tuple[np.ndarray, float]:
+    """Frames (T, H, W, 3) resized to ``width`` pixels wide (never enlarged): (thumbs, factor)."""
+    factor = min(1.0, width / frames.shape[2])
+    if factor == 1.0:
+        return frames, 1.0
+    size = (max(1, round(frames.shape[2] * factor)), max(1, round(frames.shape[1] * factor)))
+    return np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames]), factor
+
+
+def query_view(
+    cap: Capture,
+    clip,
+    block: str,
+    frame: int,
+    x: float,
+    y: float,
+    *,
+    topk: int = 20,
+    thumb_width: int = 256,
+    alpha: float = 0.6,
+    scale: ValueRange | None = None,
+    thumbs: tuple[np.ndarray, float] | None = None,
+) -> QueryView:
+    """Compute the view of ``block`` for the query at displayed frame ``frame``, pixel (x, y).
+
+    ``clip`` is a :class:`nlviz.video.Clip` (frames, geometry, ``query_cell``). ``scale`` forces
+    a shared colour scale (e.g. across models); by default the row's own honest scale is used.
+    ``thumbs``: precomputed :func:`thumbnails` of the clip's frames (saves work per click).
+    Raises :class:`nlviz.video.OutsideCropError` for a pixel outside what the model sees.
+    """
+    b: BlockCapture = cap[block]
+    cell = clip.query_cell(b, frame, x, y)
+    row = b.row(cell).detach().cpu().numpy()
+    small, factor = thumbs if thumbs is not None else thumbnails(clip.frames, thumb_width)
+    heat = frame_heatmaps(row, b, ScaledGeometry(clip.geometry, factor), small.shape[1:3], len(small))
+    scale = scale or value_range([row], b.signed)
+    profile = temporal_profile(row)
+    slices = []
+    for t in range(b.key_shape[0]):
+        t0, t1, *_ = b.key_box((t, 0, 0))
+        frames, _ = clip.geometry.input_box_to_frames(t0, t1, 0, 1, 0, 1)
+        slices.append(list(frames))
+    own = [t for t, fr in enumerate(slices) if frame in fr]
+    mass = np.abs(row).reshape(row.shape[0], -1).sum(axis=1)
+    own_share = float(mass[own].sum() / mass.sum()) if own and mass.sum() > 0 else 0.0
+    return QueryView(
+        block=block,
+        cell=cell,
+        row=row,
+        heat=heat,
+        overlays=overlay(small, heat, scale, alpha),
+        scale=scale,
+        top=top_keys(row, b, clip.geometry, topk),
+        profile=profile,
+        profile_frames=slices,
+        entropy=shannon_entropy(row),
+        max_entropy=float(np.log(row.size)),
+        own_slice_share=own_share,
+        signed=b.signed,
+    )
