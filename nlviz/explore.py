@@ -112,15 +112,21 @@ class QueryView:
     max_entropy: float  # log(N_keys): entropy of uniform attention
     own_slice_share: float  # share of |mass| in the key time slice that holds the query's frame
     signed: bool  # dot_product / concatenation: values are f / N, not probabilities
+    pairwise: str
 
 
 def thumbnails(frames: np.ndarray, width: int) -> tuple[np.ndarray, float]:
-    """Frames (T, H, W, 3) resized to ``width`` pixels wide (never enlarged): (thumbs, factor)."""
-    factor = min(1.0, width / frames.shape[2])
+    """Frames (T, H, W, 3) resized to ``width`` pixels wide: (thumbs, factor).
+
+    Shrinking averages pixels (INTER_AREA); enlarging small frames (synthetic 64 px clips)
+    repeats them (INTER_NEAREST), so no detail is invented.
+    """
+    factor = width / frames.shape[2]
     if factor == 1.0:
         return frames, 1.0
     size = (max(1, round(frames.shape[2] * factor)), max(1, round(frames.shape[1] * factor)))
-    return np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames]), factor
+    interp = cv2.INTER_AREA if factor < 1 else cv2.INTER_NEAREST
+    return np.stack([cv2.resize(f, size, interpolation=interp) for f in frames]), factor
 
 
 def query_view(
@@ -173,4 +179,5 @@ def query_view(
         max_entropy=float(np.log(row.size)),
         own_slice_share=own_share,
         signed=b.signed,
+        pairwise=b.pairwise,
     )
