@@ -1,7 +1,39 @@
-"""nlviz: Explore page (placeholder until the Explore page lands)."""
+"""nlviz — Explore: click a pixel, see where it attends in every frame, block by block."""
+
+from __future__ import annotations
 
 import streamlit as st
 
-st.set_page_config(page_title="nlviz", layout="wide")
-st.title("nlviz")
-st.write("See what the non-local blocks of a video network attend to. The Explore page is on its way.")
+from nlviz import ui
+from nlviz.explore import Sampling
+
+st.set_page_config(page_title="nlviz · Explore", page_icon=":eye:", layout="wide")
+st.sidebar.title("nlviz")
+
+model_name = ui.model_picker()
+video = ui.video_picker(default=ui.default_video_for(model_name))
+if model_name is None or video is None:
+    st.stop()
+spec = ui.model_spec(model_name)
+sampling: Sampling = ui.sampling_controls(spec)
+analysis = ui.analysis_or_error(model_name, video, sampling)
+if analysis is None:
+    st.stop()
+
+st.title("Explore")
+ui.caption_for(model_name, video, analysis)
+query = ui.query_state(analysis)
+block = ui.block_picker(analysis)
+
+left, right = st.columns([3, 2], gap="medium")
+with left:
+    ui.query_frame(analysis, query)
+with right:
+    ui.predictions(analysis)
+view = ui.query_view_or_error(analysis, block, query)
+if view is not None:
+    ui.attention_strip(analysis, view, query)
+    ui.attention_numbers(analysis, view)
+    ui.topk_arrows(analysis, view, query)
+    ui.all_blocks(analysis, query)
+ui.how_to_read()

@@ -1,0 +1,390 @@
+"""Streamlit pieces shared by the app's pages: cached loaders, pickers, the clickable frame, figures.
+
+The only part of nlviz that imports streamlit. Caching follows two rules:
+- models are resources shared by every browser session (``st.cache_resource``), keyed by
+  their zoo name, and never mutated (no ``.to()``, no ``.train()``, no hooks left behind);
+- per-video work (decode + one forward pass with capture) is cached by the string key
+  (model name, video hash, sampling), bounded, and holds CPU tensors and numpy only.
+A click then only computes rows (:func:`nlviz.explore.query_view`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+
+import numpy as np
+import streamlit as st
+
+from .. import samples, zoo
+from ..explore import Analysis, Sampling, analyze
+
+MAX_UPLOAD_MB = 200
+
+
+@dataclass(frozen=True)
+class VideoChoice:
+    """A video picked in the sidebar: a stable id for cache keys, a label, and how to read it."""
+
+    video_id: str  # "sample:<name>" or "upload:<sha256>"
+    label: str
+    path: str | None = None  # bundled sample
+    data: bytes | None = None  # uploaded bytes
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def get_model(name: str):
+    """The model of zoo entry ``name``, loaded once and shared by all sessions (read-only)."""
+    return zoo.load(name)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def get_analysis(model_name: str, video_id: str, sampling: Sampling, _video: VideoChoice) -> Analysis:
+    """Decode + forward pass with capture, once per (model, video, sampling); bounded."""
+    model = get_model(model_name)
+    source = _video.path if _video.path is not None else io.BytesIO(_video.data)
+    return analyze(model, source, sampling)
+
+
+def model_options() -> list[str]:
+    """Zoo names the app can load now: bundled demo models first, then cached downloads."""
+    names = [e.name for e in zoo.list_entries() if e.source == "demo"]
+    names += [e.name for e in zoo.list_entries() if e.source != "demo" and zoo.is_cached(e.name)]
+    return names
+
+
+def model_picker(*, key: str = "model", default: str | None = None) -> str | None:
+    """Sidebar select box of loadable models; returns the chosen zoo name (None when none exist)."""
+    options = model_options()
+    if not options:
+        st.sidebar.error("No model is available: the bundled demo weights are missing from assets/models/.")
+        return None
+    index = options.index(default) if default in options else 0
+    return st.sidebar.selectbox("Model", options, index=index, key=key,
+                                help="Bundled demo models are trained by nlviz on synthetic clips; "
+                                     "download the published ones on the Models page.")
+
+
+def video_picker(*, key: str = "video", default: str | None = None) -> VideoChoice | None:
+    """Sidebar: a bundled sample or an upload. Returns the choice, or None when nothing is usable."""
+    bundled = samples.bundled_samples()
+    options = list(bundled) + ["Upload a video..."]
+    index = options.index(default) if default in options else 0
+    choice = st.sidebar.selectbox("Video", options, index=index, key=key)
+    if choice != "Upload a video...":
+        return VideoChoice(f"sample:{choice}", choice, path=str(bundled[choice]))
+    up = st.sidebar.file_uploader("Video file", type=["mp4", "webm", "mov", "avi", "mkv", "gif", "png", "jpg", "jpeg"],
+                                  key=f"{key}_upload", help=f"Up to {MAX_UPLOAD_MB} MB.")
+    if up is None:
+        st.info("Upload a video in the sidebar, or pick a bundled sample.")
+        return None
+    data = up.getvalue()
+    digest = _upload_digest(up.file_id, len(data), data)
+    return VideoChoice(f"upload:{digest}", up.name, data=data)
+
+
+def _upload_digest(file_id: str, size: int, data: bytes) -> str:
+    """sha256 of an upload, computed once per uploaded file (remembered in the session)."""
+    memo = st.session_state.setdefault("_upload_digests", {})
+    if file_id not in memo:
+        memo.clear()  # one upload at a time per session: keep the memo bounded
+        memo[file_id] = hashlib.sha256(data).hexdigest()[:16]
+    return memo[file_id]
+
+
+def clickable_frame(image: np.ndarray, *, key: str, width: int) -> tuple[float, float] | None:
+    """Show ``image`` (H, W, 3) at ``width`` CSS pixels; return a NEW click in image pixels, else None.
+
+    The component reports clicks in displayed pixels with the displayed size; we rescale.
+    A click is new when its timestamp differs from the last one this session handled.
+    """
+    from streamlit_image_coordinates import streamlit_image_coordinates
+
+    value = streamlit_image_coordinates(image, width=width, key=key, image_format="JPEG", jpeg_quality=90,
+                                        cursor="crosshair")
+    if not value:
+        return None
+    stamp = (value.get("unix_time"), value.get("x"), value.get("y"))
+    if st.session_state.get(f"{key}_last") == stamp:
+        return None
+    st.session_state[f"{key}_last"] = stamp
+    sx = image.shape[1] / max(value.get("width") or width, 1)
+    sy = image.shape[0] / max(value.get("height") or image.shape[0] * width / image.shape[1], 1)
+    return (value["x"] + 0.5) * sx, (value["y"] + 0.5) * sy
+
+
+def model_spec(model_name: str):
+    """The clip spec of a zoo model (without loading it)."""
+    return zoo.get(model_name).spec
+
+
+def sampling_controls(spec, *, key: str = "sampling") -> Sampling:
+    """Sidebar sampling widgets, defaulting to the model's own spec."""
+    with st.sidebar.expander("Sampling", expanded=False):
+        num_frames = st.number_input("Frames", 1, 128, int(spec.num_frames), key=f"{key}_frames",
+                                     help=f"The model was trained on {spec.num_frames} frames.")
+        uniform = st.checkbox("Spread over the whole video", False, key=f"{key}_uniform",
+                              help="Evenly spaced frames instead of one every `stride` frames.")
+        stride = st.number_input("Stride (source frames between samples)", 1, 64, int(spec.stride),
+                                 key=f"{key}_stride", disabled=uniform)
+        start = st.number_input("Start frame", 0, 1_000_000, 0, key=f"{key}_start", disabled=uniform)
+        full = st.toggle("Full frame (fully convolutional)", False, key=f"{key}_full",
+                         help=f"Off: the centre {spec.crop_size}x{spec.crop_size} crop the model was trained on. "
+                              "On: the whole frame, resized so its short side is "
+                              f"{spec.short_side} px, so you can click anywhere.")
+    return Sampling(num_frames=int(num_frames), stride=None if uniform else int(stride),
+                    start_frame=None if uniform else int(start), uniform=bool(uniform),
+                    crop="full" if full else "center")
+
+
+def analysis_or_error(model_name: str, video: VideoChoice, sampling: Sampling) -> Analysis | None:
+    """The cached analysis, computed with a status box; a clear error (and None) on bad input."""
+    from ..checkpoints import CheckpointError
+    from ..download import DownloadError
+    from ..video import VideoError
+    from ..weights import WeightsError
+
+    try:
+        with st.spinner(f"Decoding {video.label} and running {model_name}..."):
+            return get_analysis(model_name, video.video_id, sampling, video)
+    except VideoError as e:
+        st.error(f"Cannot use this video: {e}")
+    except (WeightsError, CheckpointError, DownloadError) as e:
+        st.error(f"Cannot load model {model_name}: {e}")
+    except Exception as e:  # a defect: say so plainly, keep the server up, log the traceback
+        import logging
+
+        logging.getLogger("nlviz").exception("analysis failed")
+        st.error(f"Something went wrong while analysing this video with {model_name}: {type(e).__name__}: {e}")
+    return None
+
+
+@dataclass(frozen=True)
+class Query:
+    """The query: a displayed frame and a pixel in it (displayed-frame pixel units)."""
+
+    frame: int
+    x: float
+    y: float
+
+
+CLICK_KEY = "click"
+DISPLAY_WIDTH = 512
+
+
+def _default_query(analysis: Analysis) -> Query:
+    clip = analysis.clip
+    x0, y0, x1, y1 = clip.geometry.crop_rect()
+    return Query(len(clip.frames) // 2, (x0 + x1) / 2, (y0 + y1) / 2)
+
+
+def query_state(analysis: Analysis) -> Query:
+    """The current query from session state: defaults, a pending click, bounds per clip.
+
+    The click component's value arrives in session state before the script runs, so it is
+    applied here, before any widget that shows the query is drawn (no lagging marker).
+    """
+    clip = analysis.clip
+    t, h, w = len(clip.frames), clip.frames.shape[1], clip.frames.shape[2]
+    ss = st.session_state
+    if ss.get("q_clip") != id(clip):  # a new clip: keep the query if it fits, else reset
+        ss["q_clip"] = id(clip)
+        if not (0 <= ss.get("q_frame", -1) < t and 0 <= ss.get("q_x", -1) < w and 0 <= ss.get("q_y", -1) < h):
+            d = _default_query(analysis)
+            ss["q_frame"], ss["q_x"], ss["q_y"] = d.frame, float(d.x), float(d.y)
+    value = ss.get(CLICK_KEY)
+    if value:
+        stamp = (value.get("unix_time"), value.get("x"), value.get("y"))
+        if ss.get("click_last") != stamp:
+            ss["click_last"] = stamp
+            sx = w / max(value.get("width") or DISPLAY_WIDTH, 1)
+            sy = h / max(value.get("height") or 1, 1)
+            ss["q_x"] = float(min(max((value["x"] + 0.5) * sx, 0), w - 0.01))
+            ss["q_y"] = float(min(max((value["y"] + 0.5) * sy, 0), h - 0.01))
+    return Query(int(ss["q_frame"]), float(ss["q_x"]), float(ss["q_y"]))
+
+
+def block_picker(analysis: Analysis, *, key: str = "block") -> str:
+    """Select box over the model's non-local blocks, with their grid sizes."""
+    cap = analysis.capture
+    labels = {b.name: f"{b.name}  ·  queries {'x'.join(map(str, b.query_shape))}, "
+                      f"keys {'x'.join(map(str, b.key_shape))}  ·  {b.pairwise}" for b in cap}
+    if st.session_state.get(key) not in labels:
+        st.session_state[key] = cap.blocks[0]
+    return st.selectbox("Non-local block", cap.blocks, format_func=labels.get, key=key)
+
+
+def query_frame(analysis: Analysis, query: Query) -> None:
+    """The chosen frame, clickable, with the query marked and the model's crop outlined."""
+    from ..render import draw_marker, draw_rect
+    from ..explore import thumbnails
+
+    clip = analysis.clip
+    t = len(clip.frames)
+    st.slider("Query frame", 0, t - 1, key="q_frame",
+              help="The frame the query pixel is in; attention is shown for every frame below.")
+    frame = clip.frames[query.frame]
+    (big,), factor = thumbnails(frame[None], DISPLAY_WIDTH)
+    crop = clip.geometry.crop_rect()
+    h, w = frame.shape[:2]
+    if crop != (0, 0, w, h):
+        big = draw_rect(big, tuple(v * factor for v in crop))
+    big = draw_marker(big, query.x * factor, query.y * factor)
+    from streamlit_image_coordinates import streamlit_image_coordinates
+
+    streamlit_image_coordinates(big, width=DISPLAY_WIDTH, key=CLICK_KEY, image_format="JPEG", jpeg_quality=90,
+                                cursor="crosshair")
+    c1, c2 = st.columns(2)
+    c1.number_input("x (pixels)", 0.0, float(w) - 0.01, key="q_x", step=1.0, format="%.1f")
+    c2.number_input("y (pixels)", 0.0, float(h) - 0.01, key="q_y", step=1.0, format="%.1f")
+    src = clip.indices[query.frame]
+    st.caption(f"Click the frame to choose the query pixel. Frame {query.frame} of the clip "
+               f"(source frame {src}, {clip.timestamps[query.frame]:.2f} s), {w}x{h} px"
+               + (" · yellow: the region the model sees (centre crop)" if crop != (0, 0, w, h) else ""))
+
+
+def predictions(analysis: Analysis, k: int = 5) -> None:
+    """The model's top-k classes as a horizontal bar chart."""
+    import plotly.graph_objects as go
+
+    top = analysis.top_predictions(k)
+    st.subheader("Prediction")
+    if analysis.labels is None:
+        st.caption("This model has no label set; classes are shown by index.")
+    fig = go.Figure(go.Bar(x=[p for _, p in top][::-1], y=[n for n, _ in top][::-1], orientation="h",
+                           text=[f"{p:.1%}" for _, p in top][::-1], textposition="auto"))
+    fig.update_layout(height=60 + 36 * len(top), margin=dict(l=0, r=10, t=10, b=10), xaxis=dict(range=[0, 1]))
+    st.plotly_chart(fig, width="stretch", key="predictions")
+
+
+def query_view_or_error(analysis: Analysis, block: str, query: Query, **kwargs):
+    """The per-click computation, or a clear warning when the query is outside the model's view."""
+    from ..capture import OutOfGridError
+    from ..explore import query_view
+    from ..video import OutsideCropError
+
+    try:
+        return query_view(analysis.capture, analysis.clip, block, query.frame, query.x, query.y,
+                          thumbs=analysis.thumbs, **kwargs)
+    except (OutsideCropError, OutOfGridError) as e:
+        st.warning(f"{e} Click inside the yellow rectangle, or switch on 'Full frame' in the sidebar's Sampling.")
+        return None
+
+
+def colorbar_caption(view) -> str:
+    """What the colours mean, in words, with the scale's numbers."""
+    s = view.scale
+    if view.signed:
+        return (f"Colour: f/N of the {view.pairwise.replace('_', ' ')} pairwise function, not probabilities "
+                f"(can be negative or not sum to 1); scale {s.vmin:.3g} (blue) · 0 (white) · {s.vmax:.3g} (red)."
+                if s.signed else
+                f"Colour: f/N (not probabilities), scale 0 … {s.vmax:.3g}.")
+    return f"Colour: softmax attention weight (all weights sum to 1), scale 0 … {s.vmax:.3g} (the largest weight)."
+
+
+def attention_strip(analysis: Analysis, view, query: Query) -> None:
+    """Attention of the query over every sampled frame, one overlay per frame."""
+    clip = analysis.clip
+    st.subheader(f"Where it attends: {view.block}, every frame")
+    captions = []
+    for k in range(len(clip.frames)):
+        mark = " ◀ query" if k == query.frame else ""
+        captions.append(f"frame {k} (src {clip.indices[k]}){mark}")
+    images = [img for img in view.overlays]
+    from ..render import draw_marker
+
+    images[query.frame] = draw_marker(images[query.frame], query.x * analysis.thumbs[1], query.y * analysis.thumbs[1])
+    st.image(images, caption=captions, width=192)
+    st.caption(colorbar_caption(view) + " Dimmed: pixels the model does not see.")
+
+
+def attention_numbers(analysis: Analysis, view) -> None:
+    """Temporal profile of the attention mass, entropy, share in the query's own frame."""
+    import plotly.graph_objects as go
+
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Entropy", f"{view.entropy:.2f} nats", help=f"Uniform attention over all keys: {view.max_entropy:.2f} nats.")
+    c2.metric("Mass in the query's own time slice", f"{view.own_slice_share:.1%}")
+    c3.metric("Largest weight", f"{float(abs(view.row).max()):.3g}")
+    labels = [f"t'={t}: frames {fr[0]}–{fr[-1]}" if fr else f"t'={t}" for t, fr in enumerate(view.profile_frames)]
+    fig = go.Figure(go.Bar(x=labels, y=view.profile))
+    fig.update_layout(height=220, margin=dict(l=0, r=0, t=30, b=0),
+                      title="Attention mass per key time slice" + (" (sum of f/N)" if view.signed else ""))
+    st.plotly_chart(fig, width="stretch", key="profile")
+
+
+def topk_arrows(analysis: Analysis, view, query: Query) -> None:
+    """The paper's Fig. 3: arrows from the query to its top-k keys across frames."""
+    from ..render import arrows_montage
+
+    with st.expander("Top-k arrows (as in the paper's Fig. 3)", expanded=False):
+        k = st.slider("k", 1, 100, 20, key="topk")
+        top = view.top[:k]
+        thumbs, factor = analysis.thumbs
+        cols = min(8, len(thumbs))
+        img = arrows_montage(thumbs, query.frame, (query.x, query.y), top, cols, factor)
+        st.image(img, width="stretch")
+
+
+def all_blocks(analysis: Analysis, query: Query) -> None:
+    """Small multiples: the same query in every non-local block."""
+    from ..explore import query_view
+    from ..render import montage
+
+    with st.expander("All blocks", expanded=False):
+        for b in analysis.capture:
+            try:
+                v = query_view(analysis.capture, analysis.clip, b.name, query.frame, query.x, query.y,
+                               thumbs=analysis.thumbs)
+            except ValueError as e:
+                st.warning(f"{b.name}: {e}")
+                continue
+            cols = min(16, len(v.overlays))
+            st.image(montage(list(v.overlays), cols), caption=f"{b.name}: {colorbar_caption(v)}", width="stretch")
+
+
+def how_to_read() -> None:
+    with st.expander("How to read this view"):
+        st.markdown(
+            "- **The query** (green crosshair) is the pixel you clicked. A non-local block computes, for the "
+            "feature-map cell under it, a weight for every key cell in every frame; the strip shows those "
+            "weights drawn over the frames each key covers.\n"
+            "- **Key cells are coarse**: a block at res3 of a 224 px input sees 8 px cells, and with 1x2x2 "
+            "subsampling each key is 16 px wide. A key cell is drawn as a flat rectangle, as computed.\n"
+            "- **Softmax variants** (Gaussian, embedded Gaussian): weights are probabilities that sum to 1. "
+            "**Dot product and concatenation** weights are f/N: they are not normalized and the dot product "
+            "can be negative; their colour scale is symmetric around 0 when it is.\n"
+            "- **Entropy** near the uniform value means the query spreads its attention everywhere."
+        )
+
+
+def default_video_for(model_name: str | None) -> str | None:
+    """The bundled sample that suits a model: synthetic clips for the demo models, real footage otherwise."""
+    names = list(samples.bundled_samples())
+    if not names or model_name is None:
+        return None
+    synthetic = [n for n in names if n.startswith("synthetic")]
+    real = [n for n in names if not n.startswith("synthetic")]
+    demo = zoo.get(model_name).source == "demo"
+    pick = (synthetic or real) if demo else (real or synthetic)
+    return pick[0]
+
+
+def caption_for(model_name: str, video: VideoChoice, analysis: Analysis) -> None:
+    """One line on what is shown: model, its pairwise function and source, the clip; notes and licence."""
+    entry = zoo.get(model_name)
+    clip = analysis.clip
+    t = len(clip.frames)
+    how = f"every {clip.stride} frames" if clip.stride else "spread over the video"
+    st.caption(f"**{model_name}** · {entry.pairwise or 'no non-local block'} · {entry.source} · "
+               f"**{video.label}**: {t} frames {how} (source frames {clip.indices[0]}–{clip.indices[-1]}, "
+               f"{clip.fps:.3g} fps), {clip.frames.shape[2]}x{clip.frames.shape[1]} px shown, model input "
+               f"{clip.input.shape[-1]}x{clip.input.shape[-2]}")
+    for note in clip.notes:
+        st.info(note)
+    if entry.source == "demo":
+        st.caption("Demo model: a tiny I3D with non-local blocks trained by nlviz on synthetic clips "
+                   f"({entry.notes}). Its attention is meaningful on the synthetic samples, not on real footage.")
+    elif "NC" in (entry.license or ""):
+        st.caption(f"Licence: {entry.license}")
