@@ -7,6 +7,7 @@ app (``app.py``, ``pages/``) is a thin layer over it; the library never imports 
 """
 
 from .capture import BlockCapture, Capture, CaptureError, OutOfGridError, capture_attention, record
+from .checkpoints import CheckpointError, load_model
 from .nonlocal_block import NonLocalBlock
 from .spec import ClipSpec
 
@@ -16,9 +17,11 @@ __all__ = [
     "BlockCapture",
     "Capture",
     "CaptureError",
+    "CheckpointError",
     "ClipSpec",
     "NonLocalBlock",
     "OutOfGridError",
     "capture_attention",
+    "load_model",
     "record",
 ]

@@ -16,8 +16,10 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("nlviz.cli_models", "list the registered architectures"),
     "serve": ("nlviz.cli_serve", "start the app"),
+    "train": ("nlviz.train", "train a bundled demo model on synthetic clips (CPU)"),
     "zoo": ("nlviz.zoo_cli", "list the pretrained checkpoints of the model zoo"),
     "download": ("nlviz.zoo_cli", "download zoo checkpoints into the cache"),
+    "info": ("nlviz.checkpoints.cli", "describe a checkpoint: format, architecture, non-local blocks"),
 }
 
 
