@@ -137,23 +137,27 @@ def colorize(heat: np.ndarray, scale: ValueRange) -> np.ndarray:
 
 
 def overlay(frames: np.ndarray, heat: np.ndarray, scale: ValueRange, alpha: float = 0.6) -> np.ndarray:
-    """Blend colourized heat maps over frames: (T, H, W, 3) uint8 + (T, H, W) -> (T, H, W, 3) uint8.
+    """Draw heat maps over frames: (T, H, W, 3) uint8 + (T, H, W) -> (T, H, W, 3) uint8.
 
-    Where the heat is NaN the frame is shown dimmed, so the region the model did not see is visible.
-    For sequential scales the opacity grows with the value (low weights let the frame show through).
+    Sequential scales (softmax weights): the frame is darkened where the weight is low and
+    tinted with the colour map where it is high, so the attended regions stand out as the
+    bright part of the picture; ``alpha`` is the strength of both. Signed scales: the diverging
+    colour is blended at ``alpha`` everywhere (white = 0, so zero weights leave a pale frame).
+    Where the heat is NaN (outside the model's view) the frame is shown dimmed and uncoloured.
     """
     if frames.shape[:3] != heat.shape:
         raise ValueError(f"frames {frames.shape[:3]} and heat maps {heat.shape} differ in shape")
+    nan = np.isnan(heat)[..., None]
     color = colorize(heat, scale).astype(np.float32)
     base = frames.astype(np.float32)
     if scale.signed:
-        a = np.full(heat.shape, alpha, dtype=np.float32)
+        out = base * (1 - alpha) + color * alpha
     else:
         span = scale.vmax - scale.vmin or 1.0
-        a = alpha * np.clip((np.nan_to_num(heat, nan=0.0) - scale.vmin) / span, 0, 1) ** 0.5
-    a = np.where(np.isnan(heat), 0.0, a)[..., None]
-    out = base * (1 - a) + color * a
-    out = np.where(np.isnan(heat)[..., None], base * 0.45, out)
+        w = np.clip((np.nan_to_num(heat, nan=0.0) - scale.vmin) / span, 0, 1)[..., None] ** 0.5
+        shade = base * (1 - alpha * 0.8 * (1 - w))  # low weight: darker frame
+        out = shade * (1 - alpha * w) + color * (alpha * w)  # high weight: colour on top
+    out = np.where(nan, base * 0.45, out)
     return np.clip(out, 0, 255).astype(np.uint8)
 
 

@@ -64,13 +64,14 @@ def test_diverging_map_is_white_at_zero_blue_below_red_above():
     assert rgb[0][2] > rgb[0][0] and rgb[2][0] > rgb[2][2]  # blue, red
 
 
-def test_overlay_dims_unseen_pixels_and_keeps_frames_under_zero_weight():
+def test_overlay_dims_unseen_pixels_and_darkens_unattended_ones():
     frames = np.full((1, 2, 2, 3), 200, np.uint8)
     heat = np.array([[[np.nan, 0.0], [0.5, 1.0]]], np.float32)
     out = overlay(frames, heat, value_range([heat[~np.isnan(heat)]], False), alpha=0.6)
     assert (out[0, 0, 0] == 90).all()  # 200 * 0.45: outside the model's view
-    assert (out[0, 0, 1] == 200).all()  # zero weight: the frame shows through
-    assert not (out[0, 1, 1] == 200).all()
+    assert (out[0, 0, 1] == 104).all()  # zero weight: the frame darkened by 0.6 * 0.8, uncoloured
+    top = out[0, 1, 1].astype(int)  # the largest weight: full brightness, tinted by the colour map's top
+    assert top.sum() > out[0, 1, 0].astype(int).sum() > out[0, 0, 1].astype(int).sum()
 
 
 def test_top_keys_sorted_and_placed():
