@@ -38,6 +38,7 @@ from .weights import save_weights
 Progress = Callable[[int, int, dict], None]  # (step, total_steps, metrics)
 
 BASELINE = "none"
+CHECK_CLIPS = 200  # test clips whose accuracy the card records for the test suite to reproduce
 VARIANTS = ("gaussian", "embedded_gaussian", "dot_product", "concatenation")
 
 
@@ -80,6 +81,7 @@ class TrainResult:
     steps_done: int
     history: list[dict]
     stopped_early: bool
+    check_accuracy: float  # on the first CHECK_CLIPS test clips: what the test suite re-measures
 
 
 def _batches(n: int, batch_size: int, rng: np.random.Generator):
@@ -153,7 +155,9 @@ def train(config: TrainConfig, progress: Progress | None = None, data=None) -> T
     model.eval()
     test_acc = evaluate(model, xte, yte)
     train_acc = evaluate(model, xtr[:1000], ytr[:1000])
-    return TrainResult(model, config, test_acc, train_acc, time.perf_counter() - start, steps_done, history, stopped_early)
+    check = evaluate(model, xte[:CHECK_CLIPS], yte[:CHECK_CLIPS])
+    return TrainResult(model, config, test_acc, train_acc, time.perf_counter() - start, steps_done, history,
+                       stopped_early, check)
 
 
 def model_card(result: TrainResult, command: str) -> dict:
@@ -170,6 +174,8 @@ def model_card(result: TrainResult, command: str) -> dict:
         "test_accuracy": round(result.test_accuracy, 4),
         "train_accuracy_first_1000": round(result.train_accuracy, 4),
         "n_test": cfg.n_test,
+        "check": {"clips": CHECK_CLIPS, "first_seed": cfg.data_seed + 10_000_000,
+                  "accuracy": round(result.check_accuracy, 4)},
         "test_seeds": [cfg.data_seed + 10_000_000, cfg.data_seed + 10_000_000 + cfg.n_test],
         "training_command": command,
         "train_config": {k: v for k, v in asdict(cfg).items() if k != "synthetic"},
