@@ -2,8 +2,7 @@
 
 Each subcommand lives next to the code it drives: the module named in ``COMMANDS`` defines
 ``configure(parser)`` (adds its arguments) and ``main(args) -> int`` (runs it, returns the exit
-code). This file only dispatches, so the subcommands import torch and friends lazily and
-``nlviz --help`` stays fast.
+code). This file only dispatches; a new subcommand is one line in ``COMMANDS``.
 """
 
 from __future__ import annotations
