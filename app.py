@@ -11,11 +11,12 @@ st.set_page_config(page_title="nlviz · Explore", page_icon=":eye:", layout="wid
 st.sidebar.title("nlviz")
 
 model_name = ui.model_picker()
-video = ui.video_picker(default=ui.default_video_for(model_name))
-if model_name is None or video is None:
+if model_name is None:
     st.stop()
-spec = ui.model_spec(model_name)
-sampling: Sampling = ui.sampling_controls(spec)
+video = ui.video_picker(default=ui.default_video_for(model_name))
+sampling: Sampling = ui.sampling_controls(ui.model_spec(model_name))
+if video is None:
+    st.stop()
 analysis = ui.analysis_or_error(model_name, video, sampling)
 if analysis is None:
     st.stop()

@@ -21,6 +21,7 @@ from .. import samples, zoo
 from ..explore import Analysis, Sampling, analyze
 
 MAX_UPLOAD_MB = 200
+DEFAULT_MODEL = "demo.embedded_gaussian"  # the paper's default instantiation
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ def model_options() -> list[str]:
 def model_picker(*, key: str = "model", default: str | None = None) -> str | None:
     """Sidebar select box of loadable models; returns the chosen zoo name (None when none exist)."""
     options = model_options()
+    default = default or DEFAULT_MODEL
     if not options:
         st.sidebar.error("No model is available: the bundled demo weights are missing from assets/models/.")
         return None
@@ -188,9 +190,10 @@ def query_state(analysis: Analysis) -> Query:
     clip = analysis.clip
     t, h, w = len(clip.frames), clip.frames.shape[1], clip.frames.shape[2]
     ss = st.session_state
-    if ss.get("q_clip") != id(clip):  # a new clip: keep the query if it fits, else reset
+    if ss.get("q_clip") != id(clip):  # a new clip: keep the query if the model sees it, else reset
         ss["q_clip"] = id(clip)
-        if not (0 <= ss.get("q_frame", -1) < t and 0 <= ss.get("q_x", -1) < w and 0 <= ss.get("q_y", -1) < h):
+        x0, y0, x1, y1 = clip.geometry.crop_rect()
+        if not (0 <= ss.get("q_frame", -1) < t and x0 <= ss.get("q_x", -1) < x1 and y0 <= ss.get("q_y", -1) < y1):
             d = _default_query(analysis)
             ss["q_frame"], ss["q_x"], ss["q_y"] = d.frame, float(d.x), float(d.y)
     value = ss.get(CLICK_KEY)
@@ -202,6 +205,9 @@ def query_state(analysis: Analysis) -> Query:
             sy = h / max(value.get("height") or 1, 1)
             ss["q_x"] = float(min(max((value["x"] + 0.5) * sx, 0), w - 0.01))
             ss["q_y"] = float(min(max((value["y"] + 0.5) * sy, 0), h - 0.01))
+    # re-save: a run that stopped before drawing these widgets (e.g. an upload box still empty)
+    # would otherwise let Streamlit forget them and show their minimum next time
+    ss["q_frame"], ss["q_x"], ss["q_y"] = int(ss["q_frame"]), float(ss["q_x"]), float(ss["q_y"])
     return Query(int(ss["q_frame"]), float(ss["q_x"]), float(ss["q_y"]))
 
 
@@ -212,6 +218,7 @@ def block_picker(analysis: Analysis, *, key: str = "block") -> str:
                       f"keys {'x'.join(map(str, b.key_shape))}  ·  {b.pairwise}" for b in cap}
     if st.session_state.get(key) not in labels:
         st.session_state[key] = cap.blocks[0]
+    st.session_state[key] = st.session_state[key]  # keep it across runs that do not draw it
     return st.selectbox("Non-local block", cap.blocks, format_func=labels.get, key=key)
 
 
@@ -268,7 +275,8 @@ def query_view_or_error(analysis: Analysis, block: str, query: Query, **kwargs):
         return query_view(analysis.capture, analysis.clip, block, query.frame, query.x, query.y,
                           thumbs=analysis.thumbs, **kwargs)
     except (OutsideCropError, OutOfGridError) as e:
-        st.warning(f"{e} Click inside the yellow rectangle, or switch on 'Full frame' in the sidebar's Sampling.")
+        st.warning(f"{str(e).rstrip('.')}. Click inside the yellow rectangle, or switch on 'Full frame' in the "
+                   "sidebar's Sampling.")
         return None
 
 
@@ -296,7 +304,8 @@ def attention_strip(analysis: Analysis, view, query: Query) -> None:
 
     images[query.frame] = draw_marker(images[query.frame], query.x * analysis.thumbs[1], query.y * analysis.thumbs[1])
     st.image(images, caption=captions, width=192)
-    st.caption(colorbar_caption(view) + " Dimmed: pixels the model does not see.")
+    dimmed = " Dimmed: pixels the model does not see." if np.isnan(view.heat).any() else ""
+    st.caption(colorbar_caption(view) + dimmed)
 
 
 def attention_numbers(analysis: Analysis, view) -> None:
@@ -319,7 +328,8 @@ def topk_arrows(analysis: Analysis, view, query: Query) -> None:
     from ..render import arrows_montage
 
     with st.expander("Top-k arrows (as in the paper's Fig. 3)", expanded=False):
-        k = st.slider("k", 1, 100, 20, key="topk")
+        st.session_state["topk"] = st.session_state.get("topk", 20)
+        k = st.slider("k", 1, 100, key="topk")
         top = view.top[:k]
         thumbs, factor = analysis.thumbs
         cols = min(8, len(thumbs))
@@ -376,7 +386,7 @@ def caption_for(model_name: str, video: VideoChoice, analysis: Analysis) -> None
     entry = zoo.get(model_name)
     clip = analysis.clip
     t = len(clip.frames)
-    how = f"every {clip.stride} frames" if clip.stride else "spread over the video"
+    how = {None: "spread over the video", 1: "in a row"}.get(clip.stride, f"every {clip.stride} frames")
     st.caption(f"**{model_name}** · {entry.pairwise or 'no non-local block'} · {entry.source} · "
                f"**{video.label}**: {t} frames {how} (source frames {clip.indices[0]}–{clip.indices[-1]}, "
                f"{clip.fps:.3g} fps), {clip.frames.shape[2]}x{clip.frames.shape[1]} px shown, model input "
@@ -385,6 +395,7 @@ def caption_for(model_name: str, video: VideoChoice, analysis: Analysis) -> None
         st.info(note)
     if entry.source == "demo":
         st.caption("Demo model: a tiny I3D with non-local blocks trained by nlviz on synthetic clips "
-                   f"({entry.notes}). Its attention is meaningful on the synthetic samples, not on real footage.")
+                   f"({entry.notes.rstrip('.')}). Its attention is meaningful on the synthetic samples, "
+                   "not on real footage.")
     elif "NC" in (entry.license or ""):
         st.caption(f"Licence: {entry.license}")
