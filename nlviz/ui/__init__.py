@@ -48,10 +48,14 @@ def get_analysis(model_name: str, video_id: str, sampling: Sampling, _video: Vid
     return analyze(model, source, sampling)
 
 
-def model_options() -> list[str]:
-    """Zoo names the app can load now: bundled demo models first, then cached downloads."""
-    names = [e.name for e in zoo.list_entries() if e.source == "demo"]
-    names += [e.name for e in zoo.list_entries() if e.source != "demo" and zoo.is_cached(e.name)]
+def model_options(*, with_attention: bool = True) -> list[str]:
+    """Zoo names the app can load now: bundled demo models first, then cached downloads.
+
+    ``with_attention``: only models that have non-local blocks (the baseline has nothing to show).
+    """
+    entries = [e for e in zoo.list_entries() if e.pairwise or not with_attention]
+    names = [e.name for e in entries if e.source == "demo"]
+    names += [e.name for e in entries if e.source != "demo" and zoo.is_cached(e.name)]
     return names
 
 
