@@ -61,7 +61,7 @@ class Analysis:
         return [(names[i] if i < len(names) else f"class {i}", float(self.probs[i])) for i in order]
 
 
-def analyze(model: nn.Module, source, sampling: Sampling = Sampling(), *, thumb_width: int = 256,
+def analyze(model: nn.Module, source, sampling: Sampling = Sampling(), *, thumb_width: int = 192,
             progress=None) -> Analysis:
     """Decode ``source`` as ``model`` expects, run one forward pass with capture, keep the results.
 
