@@ -129,7 +129,9 @@ def at() -> AppTest:
 
 def test_loads_with_defaults(at):
     assert_view(at)
-    assert at.selectbox(key="model").value == ui.model_options()[0]
+    options = ui.model_options()
+    expected = ui.DEFAULT_MODEL if ui.DEFAULT_MODEL in options else options[0]
+    assert at.selectbox(key="model").value == expected
     assert at.selectbox(key="video").value in samples.bundled_samples()
     assert any(s.startswith(f"{STRIP_TITLE} {at.selectbox(key='block').value}") for s in subheaders(at))
     # the default query is a pixel the model sees: the centre of the (crop of the) frame
