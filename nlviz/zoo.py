@@ -42,6 +42,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .checkpoints.mmaction2 import GRAPH_OVERRIDES as MMACTION2_GRAPH
 from .download import DownloadError, Progress, cache_dir, download, filename_from_url, filename_hash_prefix
 from .models import get_config
 from .nonlocal_block import DIMS, PAIRWISE
@@ -168,15 +169,7 @@ def validate(entry: ZooEntry) -> list[str]:
 # and padding (0, 1, 1); mmcv NonLocal3d with sub_sample=True (pool AFTER the phi/g convs),
 # use_scale=False, conv_out without bias (BN follows). Clip 32x2x1, short side 256, centre crop
 # 224, ImageNet RGB mean/std (ActionDataPreprocessor).
-_MMACTION2_OVERRIDES = {
-    "conv1_stride": (2, 2, 2),
-    "pool1_kernel": (1, 3, 3),
-    "pool1_stride": (2, 2, 2),
-    "pool1_padding": (0, 1, 1),
-    "pool_first": False,
-    "use_scale": False,
-    "w_bias": False,
-}
+_MMACTION2_OVERRIDES = dict(MMACTION2_GRAPH)  # one definition, shared with the mmaction2 loader
 _MMACTION2_SPEC = ClipSpec(
     num_frames=32, stride=2, short_side=256, crop_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD,
     channel_order="RGB", labels="kinetics400",
