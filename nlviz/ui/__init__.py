@@ -17,11 +17,12 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
-from .. import samples, zoo
+from .. import samples
 from ..explore import Analysis, Sampling, analyze
+from .models import (DEFAULT_MODEL, ModelInfo, download_options, get_model, model_info, model_options,
+                     model_picker, model_stamp)
 
 MAX_UPLOAD_MB = 200
-DEFAULT_MODEL = "demo.embedded_gaussian"  # the paper's default instantiation
 
 
 @dataclass(frozen=True)
@@ -34,42 +35,16 @@ class VideoChoice:
     data: bytes | None = None  # uploaded bytes
 
 
-@st.cache_resource(max_entries=4, show_spinner=False)
-def get_model(name: str):
-    """The model of zoo entry ``name``, loaded once and shared by all sessions (read-only)."""
-    return zoo.load(name)
-
-
 @st.cache_resource(max_entries=8, show_spinner=False)
-def get_analysis(model_name: str, video_id: str, sampling: Sampling, _video: VideoChoice) -> Analysis:
-    """Decode + forward pass with capture, once per (model, video, sampling); bounded."""
+def _analysis(model_name: str, model_stamp: str, video_id: str, sampling: Sampling, _video: VideoChoice) -> Analysis:
     model = get_model(model_name)
     source = _video.path if _video.path is not None else io.BytesIO(_video.data)
     return analyze(model, source, sampling)
 
 
-def model_options(*, with_attention: bool = True) -> list[str]:
-    """Zoo names the app can load now: bundled demo models first, then cached downloads.
-
-    ``with_attention``: only models that have non-local blocks (the baseline has nothing to show).
-    """
-    entries = [e for e in zoo.list_entries() if e.pairwise or not with_attention]
-    names = [e.name for e in entries if e.source == "demo"]
-    names += [e.name for e in entries if e.source != "demo" and zoo.is_cached(e.name)]
-    return names
-
-
-def model_picker(*, key: str = "model", default: str | None = None) -> str | None:
-    """Sidebar select box of loadable models; returns the chosen zoo name (None when none exist)."""
-    options = model_options()
-    default = default or DEFAULT_MODEL
-    if not options:
-        st.sidebar.error("No model is available: the bundled demo weights are missing from assets/models/.")
-        return None
-    index = options.index(default) if default in options else 0
-    return st.sidebar.selectbox("Model", options, index=index, key=key,
-                                help="Bundled demo models are trained by nlviz on synthetic clips; "
-                                     "download the published ones on the Models page.")
+def get_analysis(model_name: str, video: VideoChoice, sampling: Sampling) -> Analysis:
+    """Decode + forward pass with capture, once per (model, video, sampling); bounded and shared."""
+    return _analysis(model_name, model_stamp(model_name), video.video_id, sampling, video)
 
 
 def video_picker(*, key: str = "video", default: str | None = None) -> VideoChoice | None:
@@ -121,8 +96,8 @@ def clickable_frame(image: np.ndarray, *, key: str, width: int) -> tuple[float, 
 
 
 def model_spec(model_name: str):
-    """The clip spec of a zoo model (without loading it)."""
-    return zoo.get(model_name).spec
+    """The clip spec of a model (zoo models: without loading it)."""
+    return model_info(model_name).spec
 
 
 def sampling_controls(spec, *, key: str = "sampling") -> Sampling:
@@ -153,7 +128,7 @@ def analysis_or_error(model_name: str, video: VideoChoice, sampling: Sampling) -
 
     try:
         with st.spinner(f"Decoding {video.label} and running {model_name}..."):
-            return get_analysis(model_name, video.video_id, sampling, video)
+            return get_analysis(model_name, video, sampling)
     except VideoError as e:
         st.error(f"Cannot use this video: {e}")
     except (WeightsError, CheckpointError, DownloadError) as e:
@@ -380,24 +355,24 @@ def default_video_for(model_name: str | None) -> str | None:
         return None
     synthetic = [n for n in names if n.startswith("synthetic")]
     real = [n for n in names if not n.startswith("synthetic")]
-    demo = zoo.get(model_name).source == "demo"
+    demo = model_info(model_name).is_demo
     pick = (synthetic or real) if demo else (real or synthetic)
     return pick[0]
 
 
 def caption_for(model_name: str, video: VideoChoice, analysis: Analysis) -> None:
     """One line on what is shown: model, its pairwise function and source, the clip; notes and licence."""
-    entry = zoo.get(model_name)
+    entry = model_info(model_name)
     clip = analysis.clip
     t = len(clip.frames)
     how = {None: "spread over the video", 1: "in a row"}.get(clip.stride, f"every {clip.stride} frames")
-    st.caption(f"**{model_name}** · {entry.pairwise or 'no non-local block'} · {entry.source} · "
+    st.caption(f"**{entry.label}** · {entry.pairwise or 'no non-local block'} · {entry.source} · "
                f"**{video.label}**: {t} frames {how} (source frames {clip.indices[0]}–{clip.indices[-1]}, "
                f"{clip.fps:.3g} fps), {clip.frames.shape[2]}x{clip.frames.shape[1]} px shown, model input "
                f"{clip.input.shape[-1]}x{clip.input.shape[-2]}")
     for note in clip.notes:
         st.info(note)
-    if entry.source == "demo":
+    if entry.is_demo:
         st.caption("Demo model: a tiny I3D with non-local blocks trained by nlviz on synthetic clips "
                    f"({entry.notes.rstrip('.')}). Its attention is meaningful on the synthetic samples, "
                    "not on real footage.")

@@ -1,0 +1,247 @@
+"""Choosing a model in the app: bundled demo models, zoo downloads, local checkpoints.
+
+A model is named by a string everywhere in the app (cache keys, URLs, view specs):
+- a zoo name (``demo.embedded_gaussian``, ``i3d_nl5_r50.kinetics400_mmaction2_dot_product``);
+- ``file:<path>`` for a checkpoint on disk (typed in, or uploaded and saved under the cache,
+  in a file named by its hash so the same upload is stored once).
+Loaded models are shared by all browser sessions (``st.cache_resource``) and never mutated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+
+from .. import zoo
+from ..spec import ClipSpec
+
+DEFAULT_MODEL = "demo.embedded_gaussian"  # the paper's default instantiation
+FILE_PREFIX = "file:"
+CHECKPOINT_TYPES = ["pth", "pt", "pyth", "pkl", "ckpt", "safetensors"]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the pages show about a model before (or after) it is loaded."""
+
+    name: str
+    label: str  # short, for select boxes and captions
+    source: str  # "demo", a zoo source, or "local file"
+    pairwise: str | None
+    spec: ClipSpec
+    license: str = ""
+    notes: str = ""
+
+    @property
+    def is_demo(self) -> bool:
+        return self.source == "demo"
+
+
+def is_file(name: str) -> bool:
+    return name.startswith(FILE_PREFIX)
+
+
+def _file_stamp(name: str) -> str:
+    """Changes when the file behind a ``file:`` name changes (so caches reload it); '' for zoo names."""
+    if not is_file(name):
+        return ""
+    try:
+        st_ = Path(name[len(FILE_PREFIX):]).stat()
+    except OSError:
+        return "missing"
+    return f"{st_.st_mtime_ns}-{st_.st_size}"
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _load(name: str, stamp: str):
+    if is_file(name):
+        from ..checkpoints import load_model
+
+        model = load_model(name[len(FILE_PREFIX):])
+        model.zoo_name = name
+        return model.eval()
+    return zoo.load(name)
+
+
+def get_model(name: str):
+    """The model called ``name`` (zoo name or ``file:<path>``), loaded once and shared (read-only)."""
+    return _load(name, _file_stamp(name))
+
+
+def model_stamp(name: str) -> str:
+    """Part of every cache key derived from the model: a rewritten local file is a new model."""
+    return _file_stamp(name)
+
+
+def model_info(name: str) -> ModelInfo:
+    """Label, source, pairwise function and clip spec of ``name``; local files are loaded to learn them."""
+    if is_file(name):
+        model = get_model(name)
+        from ..capture import attention_blocks
+
+        kinds = {getattr(b, "pairwise", None) for b in attention_blocks(model).values()}
+        pairwise = kinds.pop() if len(kinds) == 1 else (", ".join(sorted(map(str, kinds))) or None)
+        return ModelInfo(name, f"file: {Path(name[len(FILE_PREFIX):]).name}", "local file", pairwise, model.spec)
+    e = zoo.get(name)
+    return ModelInfo(name, name, e.source, e.pairwise, e.spec, e.license, e.notes)
+
+
+def model_options(*, with_attention: bool = True) -> list[str]:
+    """Zoo names the app can load now: bundled demo models first, then cached downloads.
+
+    ``with_attention``: only models that have non-local blocks (the baseline has nothing to show).
+    """
+    entries = [e for e in zoo.list_entries() if e.pairwise or not with_attention]
+    names = [e.name for e in entries if e.source == "demo"]
+    names += [e.name for e in entries if e.source != "demo" and zoo.is_cached(e.name)]
+    return names
+
+
+def download_options(*, with_attention: bool = True) -> list[str]:
+    """Zoo names that need a download before use."""
+    return [e.name for e in zoo.list_entries() if (e.pairwise or not with_attention)
+            and e.source != "demo" and not zoo.is_cached(e.name)]
+
+
+def option_label(name: str) -> str:
+    """How a model reads in a select box: bundled, cached, download needed (with size), local file."""
+    if is_file(name):
+        return f"{Path(name[len(FILE_PREFIX):]).name} (local file)"
+    e = zoo.get(name)
+    if e.source == "demo":
+        return f"{name} (bundled)"
+    if zoo.is_cached(name):
+        return name
+    size = f", {e.size_mb:.0f} MB" if e.size_mb else ""
+    return f"{name} (download needed{size})"
+
+
+def download_with_progress(name: str, where=None) -> bool:
+    """Download zoo entry ``name`` with a progress bar in ``where`` (default: the sidebar).
+
+    Returns True when the verified file is in the cache; shows a clear error otherwise.
+    """
+    from ..download import DownloadError
+
+    where = where or st.sidebar
+    entry = zoo.get(name)
+    bar = where.progress(0.0, text=f"Downloading {entry.filename}...")
+
+    def progress(done: int, total: int | None) -> None:
+        if total:
+            bar.progress(min(done / total, 1.0), text=f"Downloading {entry.filename}: "
+                                                      f"{done / 1e6:.1f} / {total / 1e6:.1f} MB")
+        else:
+            bar.progress(0.0, text=f"Downloading {entry.filename}: {done / 1e6:.1f} MB")
+
+    try:
+        zoo.fetch(name, progress=progress)
+    except DownloadError as e:
+        bar.empty()
+        where.error(f"Download of {name} failed: {e}")
+        return False
+    bar.progress(1.0, text=f"Downloaded and verified {entry.filename}.")
+    return True
+
+
+def _uploads_dir() -> Path:
+    from ..download import cache_dir
+
+    return cache_dir().parent / "uploads"
+
+
+def save_upload(filename: str, data: bytes) -> Path:
+    """Store an uploaded checkpoint under the cache, named by its content hash (stored once)."""
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(filename).name)[-80:] or "checkpoint"
+    path = _uploads_dir() / f"{digest}-{safe}"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".part")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    return path
+
+
+def try_local_checkpoint(path: str | Path, where=None) -> str | None:
+    """Load a checkpoint file to check it (format auto-detected); its ``file:`` name, or None after
+    showing why it cannot be used."""
+    from ..checkpoints import CheckpointError
+    from ..weights import WeightsError
+
+    where = where or st.sidebar
+    path = Path(path).expanduser()
+    if not path.is_file():
+        where.error(f"No such file: {path}")
+        return None
+    name = FILE_PREFIX + str(path.resolve())
+    try:
+        with st.spinner(f"Reading {path.name}..."):
+            get_model(name)
+    except (CheckpointError, WeightsError, FileNotFoundError, ValueError) as e:
+        where.error(f"Cannot load {path.name}: {e}")
+        return None
+    except Exception as e:  # an unreadable file of an unexpected kind: say so, keep the app up
+        where.error(f"Cannot load {path.name}: {type(e).__name__}: {e}")
+        return None
+    return name
+
+
+def _local_checkpoint_box(key: str) -> str | None:
+    """Sidebar expander: a checkpoint path or upload; returns the new model's name once it loads."""
+    with st.sidebar.expander("Local checkpoint", expanded=False):
+        st.caption("A Caffe2 pickle, PySlowFast or mmaction2 .pth, or an nlviz .safetensors file; "
+                   "the format is detected from the content.")
+        path = st.text_input("Path on the server", key=f"{key}_path", placeholder="~/checkpoints/i3d_nl.pth")
+        up = st.file_uploader("or upload", type=CHECKPOINT_TYPES, key=f"{key}_file")
+        source = None
+        if up is not None:
+            memo = st.session_state.setdefault(f"{key}_saved", {})
+            if up.file_id not in memo:
+                memo.clear()
+                memo[up.file_id] = str(save_upload(up.name, up.getvalue()))
+            source = memo[up.file_id]
+        elif path.strip():
+            source = path.strip()
+        if source is None:
+            return None
+        return try_local_checkpoint(source, where=st)
+
+
+def model_picker(*, key: str = "model", default: str | None = None, allow_download: bool = True) -> str | None:
+    """Sidebar model choice: bundled demo models, cached zoo models, zoo models to download, local files.
+
+    Returns the name of a model that is ready to load, or None (nothing usable chosen yet; the
+    sidebar then says why: a download to start, a failed download, a bad checkpoint).
+    """
+    ss = st.session_state
+    box = st.sidebar.container()
+    local = ss.setdefault(f"{key}_local", [])
+    new = _local_checkpoint_box(key)
+    if new is not None and new not in local:
+        local.append(new)
+        ss[key] = new
+    options = model_options() + local + (download_options() if allow_download else [])
+    if not options:
+        box.error("No model is available: the bundled demo weights are missing from assets/models/.")
+        return None
+    default = default or DEFAULT_MODEL
+    if ss.get(key) not in options:
+        ss[key] = default if default in options else options[0]
+    name = box.selectbox("Model", options, format_func=option_label, key=key,
+                         help="Bundled demo models are trained by nlviz on synthetic clips. Zoo models "
+                              "(published Kinetics checkpoints) are downloaded once into the cache.")
+    if is_file(name) or zoo.is_cached(name):
+        return name
+    entry = zoo.get(name)
+    box.info(f"{name} is not downloaded yet ({entry.size_mb or '?'} MB from {entry.source}). "
+             + (f"Licence: {entry.license}." if entry.license else ""))
+    if box.button(f"Download {name}", key=f"{key}_download", type="primary"):
+        if download_with_progress(name, where=box):
+            st.rerun()
+    st.info("Download the chosen model in the sidebar, or pick a bundled one.")
+    return None
