@@ -9,6 +9,7 @@ from nlviz.explore import Sampling
 
 st.set_page_config(page_title="nlviz · Explore", page_icon=":eye:", layout="wide")
 st.sidebar.title("nlviz")
+ui.restore_view()  # a shared link: its model, video, frame, pixel and block
 
 model_name = ui.model_picker()
 if model_name is None:
@@ -25,6 +26,7 @@ st.title("Explore")
 ui.caption_for(model_name, video, analysis)
 query = ui.query_state(analysis)
 block = ui.block_picker(analysis)
+ui.write_view(model_name, video, query, block)
 
 left, right = st.columns([3, 2], gap="medium")
 with left:

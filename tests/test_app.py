@@ -280,3 +280,37 @@ def test_each_sample_opens_on_a_view(name):
     assert app.selectbox(key="video").value == name
     assert_view(app)
 
+
+
+def test_the_url_holds_the_view_and_a_link_reopens_it(at):
+    p, _ = two_queries(at)
+    blocks = at.selectbox(key="block").options
+    at.session_state["block"] = blocks[-1].split()[0]  # not the default block
+    at.slider(key="q_frame").set_value(1)
+    set_query(at, *p)
+    params = dict(at.query_params)
+    model, block = at.selectbox(key="model").value, at.selectbox(key="block").value
+    flat = {k: (v[0] if isinstance(v, list) else v) for k, v in params.items()}
+    assert flat["model"] == model and flat["block"] == block
+    assert (float(flat["x"]), float(flat["y"])) == pytest.approx(p, abs=0.05)
+    assert flat["video"] == at.selectbox(key="video").value
+    shown = strip(at)
+
+    link = AppTest.from_file(str(APP), default_timeout=TIMEOUT)  # a new browser session opening the link
+    for k, v in flat.items():
+        link.query_params[k] = v
+    link.run()
+    assert_view(link)
+    assert query(link) == pytest.approx(p, abs=0.05)
+    assert link.selectbox(key="block").value == block and link.slider(key="q_frame").value == 1
+    assert strip(link) == shown
+
+
+def test_a_link_with_bad_values_falls_back_to_defaults():
+    if not ui.model_options():
+        pytest.skip("no model available")
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    for k, v in {"model": "no.such_model", "video": "nope", "frame": "999", "x": "-3", "y": "nan", "block": "x"}.items():
+        at.query_params[k] = v
+    at.run()
+    assert_view(at)

@@ -19,6 +19,7 @@ import streamlit as st
 
 from .. import samples
 from ..explore import Analysis, Sampling, analyze
+from .url import restore_view, write_view
 from .models import (DEFAULT_MODEL, ModelInfo, download_options, get_model, model_info, model_options,
                      model_picker, model_stamp)
 
@@ -51,8 +52,9 @@ def video_picker(*, key: str = "video", default: str | None = None) -> VideoChoi
     """Sidebar: a bundled sample or an upload. Returns the choice, or None when nothing is usable."""
     bundled = samples.bundled_samples()
     options = list(bundled) + ["Upload a video..."]
-    index = options.index(default) if default in options else 0
-    choice = st.sidebar.selectbox("Video", options, index=index, key=key)
+    if st.session_state.get(key) not in options:  # a URL or another page may have set it already
+        st.session_state[key] = default if default in options else options[0]
+    choice = st.sidebar.selectbox("Video", options, key=key)
     if choice != "Upload a video...":
         return VideoChoice(f"sample:{choice}", choice, path=str(bundled[choice]))
     up = st.sidebar.file_uploader("Video file", type=["mp4", "webm", "mov", "avi", "mkv", "gif", "png", "jpg", "jpeg"],
