@@ -490,6 +490,29 @@ def load(name: str, progress: Progress | None = None, *, dest_dir: str | Path | 
     return model.eval()
 
 
+def short_license(entry: ZooEntry) -> str:
+    """The licence's short name ("CC-BY-NC 4.0", "Apache-2.0") for tables."""
+    return entry.license.split(" (")[0].split(":")[0]
+
+
+def table(source: str | None = None, dest_dir: str | Path | None = None) -> list[dict[str, Any]]:
+    """One plain row per entry, for the app's and the CLI's zoo tables (display order = table order)."""
+    rows = []
+    for e in list_entries(source):
+        rows.append({
+            "name": e.name,
+            "source": e.source,
+            "pairwise": e.pairwise or "none",
+            "clip": f"{e.spec.num_frames}x{e.spec.stride}",
+            "input": f"short side {e.spec.short_side}, crop {e.spec.crop_size}",
+            "top1": e.top1,
+            "size_mb": e.size_mb,
+            "license": short_license(e),
+            "cached": is_cached(e.name, dest_dir),
+        })
+    return rows
+
+
 def url_filename_matches(entry: ZooEntry) -> bool:
     """Whether the entry's filename is the URL's last component (true for every published file)."""
     return entry.is_local or filename_from_url(entry.url) == entry.filename
@@ -507,5 +530,7 @@ __all__ = [
     "load",
     "names",
     "register",
+    "short_license",
+    "table",
     "validate",
 ]

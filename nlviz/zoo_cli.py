@@ -81,12 +81,10 @@ def _list(args: argparse.Namespace) -> int:
         return 0
     width = max(len(e.name) for e in entries)
     print(f"{'NAME':{width}s}  {'SOURCE':10s}  {'CLIP':7s} {'TOP-1':>6s}  {'CACHED':6s}  LICENCE")
-    for e in entries:
-        clip = f"{e.spec.num_frames}x{e.spec.stride}"
-        top1 = f"{e.top1:.2f}" if e.top1 is not None else "-"
-        cached = "yes" if zoo.is_cached(e.name, args.dir) else "-"
-        licence = e.license.split(" (")[0].split(":")[0]
-        print(f"{e.name:{width}s}  {e.source:10s}  {clip:7s} {top1:>6s}  {cached:6s}  {licence}")
+    for e, row in zip(entries, zoo.table(args.source, args.dir)):
+        top1 = f"{row['top1']:.2f}" if row["top1"] is not None else "-"
+        cached = "yes" if row["cached"] else "-"
+        print(f"{e.name:{width}s}  {e.source:10s}  {row['clip']:7s} {top1:>6s}  {cached:6s}  {row['license']}")
         if args.verbose:
             print(f"    file:     {zoo.cached_path(e.name, args.dir)}")
             if not e.is_local:
