@@ -212,6 +212,87 @@ class BlockCapture:
         _, hq, wq = self.query_shape
         return (t * hq + h) * wq + w
 
+    # -- the reverse direction: who attends to a key, computed a chunk of queries at a time
+
+    def flat_key(self, cell: Iterable[int]) -> int:
+        """Index of a key cell in the columns of :meth:`matrix` ((T', H', W') order)."""
+        t, h, w = self._check_cell(cell, self.key_shape, "key")
+        _, hk, wk = self.key_shape
+        return (t * hk + h) * wk + w
+
+    def key_at(self, t: float, y: float, x: float) -> Cell:
+        """Model-input position (frame t, pixel row y, column x; floats allowed) -> key cell.
+
+        The key is the one whose pooled box (:meth:`key_box`) covers the position: the query
+        cell under it (:meth:`query_at`) mapped through the pool, as the block itself relates
+        queries to keys. The odd last query row or column that a floor-mode pool drops maps to
+        the last key, the one next to it. Raises :class:`OutOfGridError` outside the model input.
+        """
+        qt, qh, qw = self.query_at(t, y, x)
+        return tuple(
+            int(key_index(q_size, k_size)[q])
+            for q, q_size, k_size in zip((qt, qh, qw), self.query_shape, self.key_shape)
+        )
+
+    def allowed_mask(self, start: int, stop: int) -> Tensor | None:
+        """(stop - start, N_k) bool: the keys the queries with flat indices [start, stop) may attend to.
+
+        None when every query may attend to every key (plain "spacetime"). Equal to rows
+        [start, stop) of :func:`nlviz.nonlocal_block.allowed_keys`, without building the
+        N_q x N_k mask: a chunk of queries costs (stop - start) * N_k booleans.
+        """
+        if self.dims == "spacetime" and self.time_groups == 1:
+            return None
+        tq, hq, wq = self.query_shape
+        tk, hk, wk = self.key_shape
+        q = torch.arange(start, stop)
+        q_t, q_h, q_w = q // (hq * wq), (q // wq) % hq, q % wq
+        k = torch.arange(tk * hk * wk)
+        k_t, k_h, k_w = k // (hk * wk), (k // wk) % hk, k % wk
+        if self.dims == "spacetime":
+            g = self.time_groups
+            mask = (q_t[:, None] // g) == (k_t[None, :] // g)
+        elif self.dims == "space":
+            mask = q_t[:, None] == k_t[None, :]
+        elif self.dims == "time":
+            mask = (key_index(hq, hk)[q_h][:, None] == k_h[None, :]) & (key_index(wq, wk)[q_w][:, None] == k_w[None, :])
+        else:
+            raise ValueError(f"block {self.name} has unknown dims {self.dims!r}; expected spacetime, space or time")
+        return mask.to(self.phi.device)
+
+    def row_chunks(self, batch: int = 0, chunk: int = 2048) -> Iterator[tuple[int, Tensor]]:
+        """Rows of :meth:`matrix`, ``chunk`` queries at a time: yields (start, rows (Q, N_k)).
+
+        ``rows`` equals ``matrix(batch)[start:start + Q]``; only one chunk exists at a time, so
+        memory stays O(chunk * N_k) however large the block. For whole-block statistics and
+        columns of blocks too big to materialize.
+        """
+        batch = self._check_batch(batch)
+        if isinstance(chunk, bool) or int(chunk) < 1:
+            raise ValueError(f"chunk must be a positive number of query rows, got {chunk!r}")
+        chunk = int(chunk)
+        ck = self.theta.shape[1]
+        q_all = self.theta[batch].reshape(ck, -1).T  # (N_q, C), a view
+        k = self.phi[batch].reshape(ck, -1)  # (C, N_k)
+        for start in range(0, q_all.shape[0], chunk):
+            stop = min(start + chunk, q_all.shape[0])
+            rows = affinity(self.pairwise, q_all[start:stop], k, scale=self.scale,
+                            concat_weight=self.concat_weight, mask=self.allowed_mask(start, stop))
+            yield start, rows
+
+    def column(self, key_cell: Iterable[int], batch: int = 0, chunk: int = 4096) -> Tensor:
+        """Who attends to one key: the weight every query gives ``key_cell``, a (T, H, W) tensor.
+
+        The column ``matrix(batch)[:, flat_key(key_cell)]`` laid out on the QUERY grid,
+        computed ``chunk`` queries at a time (memory O(chunk * N_k), never N_q x N_k). Each
+        query's row is normalized over all its keys first, so for softmax variants the value
+        is the share of that query's attention landing on this key. Queries that may not attend
+        to the key ("space"/"time" blocks, time groups) hold exactly 0.
+        """
+        k = self.flat_key(key_cell)
+        parts = [rows[:, k] for _, rows in self.row_chunks(batch, chunk)]
+        return torch.cat(parts).reshape(self.query_shape)
+
 
 @dataclass
 class Capture:

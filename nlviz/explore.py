@@ -181,3 +181,154 @@ def query_view(
         signed=b.signed,
         pairwise=b.pairwise,
     )
+
+
+# ----------------------------------------------------------------------------- reverse view
+
+
+class QueryGrid:
+    """A block seen from its keys: presents the QUERY grid as the grid to draw.
+
+    :func:`nlviz.render.frame_heatmaps` draws a map over a block's key grid (``key_shape``,
+    ``key_box``); a column lives on the query grid, so this adapter hands it ``query_shape``
+    and ``query_box`` under those names and each query cell lands on the pixels it covers.
+    """
+
+    def __init__(self, block: BlockCapture) -> None:
+        self.block = block
+        self.key_shape = block.query_shape
+        self.signed = block.signed
+
+    def key_box(self, cell) -> tuple[float, float, float, float, float, float]:
+        return self.block.query_box(cell)
+
+
+@dataclass
+class IncomingAttention:
+    """How much attention one key receives, over every query of a block."""
+
+    column: np.ndarray  # (T, H, W) on the query grid: the weight each query gives the key
+    total: float  # sum of the column: the attention mass, in query-rows, that lands on the key
+    mean_weight: float  # mean weight over the queries that may attend to the key
+    uniform_weight: float  # mean of 1 / (keys a query may attend to) over those queries: the mean a flat map would give
+    top1_share: float  # share of those queries whose largest weight is on this key (ties count)
+    top5_share: float  # share of those queries with this key among their 5 largest weights
+    num_queries: int  # queries that may attend to the key (all of them for plain "spacetime")
+
+
+def incoming_attention(b: BlockCapture, key_cell, batch: int = 0, chunk: int = 4096) -> IncomingAttention:
+    """The column of ``key_cell`` and where it ranks in each query's row, one pass in chunks.
+
+    A key is among a query's top k when fewer than k of the query's allowed keys weigh
+    strictly more: ties (e.g. uniform attention) count for every tied key. Keys a query may not
+    attend to never rank; queries that may not attend to the key are left out of the shares
+    and the mean. Memory stays O(chunk * N_k), as in :meth:`BlockCapture.column`.
+    """
+    k = b.flat_key(key_cell)
+    parts, reach, top1, top5, inv_counts = [], 0, 0, 0, 0.0
+    for start, rows in b.row_chunks(batch, chunk):
+        mask = b.allowed_mask(start, start + rows.shape[0])
+        col = rows[:, k]
+        parts.append(col)
+        if mask is None:
+            ranked, can = rows, torch.ones_like(col, dtype=torch.bool)
+            counts = torch.full_like(col, rows.shape[1], dtype=torch.float64)
+        else:
+            ranked, can = rows.masked_fill(~mask, float("-inf")), mask[:, k]
+            counts = mask.sum(dim=1).to(torch.float64)
+        above = (ranked > col[:, None]).sum(dim=1)[can]
+        reach += int(can.sum())
+        top1 += int((above < 1).sum())
+        top5 += int((above < 5).sum())
+        inv_counts += float((1.0 / counts[can]).sum())
+    column = torch.cat(parts).reshape(b.query_shape).detach().cpu().numpy()
+    total = float(column.astype(np.float64).sum())
+    per_query = 1.0 / reach if reach else 0.0  # no query may attend to the key: every share is 0
+    return IncomingAttention(
+        column=column,
+        total=total,
+        mean_weight=total * per_query,
+        uniform_weight=inv_counts * per_query,
+        top1_share=top1 * per_query,
+        top5_share=top5 * per_query,
+        num_queries=reach,
+    )
+
+
+@dataclass
+class ReverseView:
+    """Who attends to one key cell of one block, drawn on the frames where the queries sit.
+
+    For softmax variants every query's weights sum to 1, so the column says how much of each
+    query's attention lands on this key; dot_product / concatenation columns are f / N and may
+    be negative.
+    """
+
+    block: str
+    cell: tuple[int, int, int]  # the key cell in the block's key grid
+    column: np.ndarray  # (T, H, W) on the query grid: the weight each query gives the key
+    heat: np.ndarray  # (frames, h, w) per displayed frame, at the thumbnail size; NaN outside the crop
+    overlays: np.ndarray  # (frames, h, w, 3) uint8
+    scale: ValueRange
+    # the key on the frames: (frames, (x0, y0, x1, y1) in full-size displayed pixels)
+    region: tuple[list[int], tuple[float, float, float, float]]
+    total: float  # sum of the column
+    mean_weight: float  # mean weight over the queries that may attend to the key
+    uniform_weight: float  # what the mean would be if every query spread its attention evenly
+    top1_share: float  # share of those queries whose strongest key this is
+    top5_share: float  # share of those queries with this key in their top 5
+    num_queries: int  # queries that may attend to the key
+    signed: bool
+    pairwise: str
+
+
+def reverse_view(
+    cap: Capture,
+    clip,
+    block: str,
+    frame: int,
+    x: float,
+    y: float,
+    *,
+    thumbs: tuple[np.ndarray, float] | None = None,
+    alpha: float = 0.6,
+    scale: ValueRange | None = None,
+    thumb_width: int = 256,
+    batch: int = 0,
+    chunk: int = 4096,
+) -> ReverseView:
+    """The reverse of :func:`query_view`: which queries attend to the key under a clicked pixel.
+
+    (frame, x, y) is a displayed-frame pixel; it picks the KEY cell whose pooled box covers it
+    (``clip.geometry.to_input`` then :meth:`BlockCapture.key_at`). The view holds that key's
+    column of the affinity (every query's weight on it, computed in chunks of queries) drawn
+    on the frames the queries cover. For softmax variants each query's weights sum to 1, so
+    the column says how much of each query's attention lands here; ``total`` is then the
+    number of query-rows' worth of attention the key receives.
+    Raises :class:`nlviz.video.OutsideCropError` for a pixel outside what the model sees and
+    :class:`nlviz.capture.OutOfGridError` for a position off the block's grid.
+    """
+    b: BlockCapture = cap[block]
+    cell = b.key_at(*clip.geometry.to_input(frame, x, y))
+    incoming = incoming_attention(b, cell, batch, chunk)
+    small, factor = thumbs if thumbs is not None else thumbnails(clip.frames, thumb_width)
+    heat = frame_heatmaps(incoming.column, QueryGrid(b), ScaledGeometry(clip.geometry, factor),
+                          small.shape[1:3], len(small))
+    scale = scale or value_range([incoming.column], b.signed)
+    return ReverseView(
+        block=block,
+        cell=cell,
+        column=incoming.column,
+        heat=heat,
+        overlays=overlay(small, heat, scale, alpha),
+        scale=scale,
+        region=clip.key_region(b, cell),
+        total=incoming.total,
+        mean_weight=incoming.mean_weight,
+        uniform_weight=incoming.uniform_weight,
+        top1_share=incoming.top1_share,
+        top5_share=incoming.top5_share,
+        num_queries=incoming.num_queries,
+        signed=b.signed,
+        pairwise=b.pairwise,
+    )

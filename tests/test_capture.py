@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from nlviz import CaptureError, NonLocalBlock, OutOfGridError, capture_attention, record
+from nlviz import BlockCapture, CaptureError, NonLocalBlock, OutOfGridError, capture_attention, record
 from nlviz.models import build
-from nlviz.nonlocal_block import PAIRWISE
+from nlviz.nonlocal_block import PAIRWISE, allowed_keys
 
 
 def random_nl_weights(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -224,3 +224,61 @@ def test_gaussian_theta_is_a_copy_of_the_input(clip):
     b = cap["res3.0.nl"]
     assert b.theta.shape[1] == 64  # raw input channels: res3 outputs 4 x (2 x 8)
     torch.testing.assert_close(b.row((0, 0, 0)).sum(), torch.tensor(1.0))
+
+
+def test_key_at_hand_derived():
+    # I3D-R50 res3 at 8x224x224: query cells are 8 px and 2 frames; keys pool 2x2 query cells (16 px)
+    cap = _shapes_only("i3d_nl5_r50", 8, 224)
+    r3 = cap["res3.1.nl"]
+    assert r3.key_at(2.5, 50.0, 210.0) == (1, 3, 13)  # inside key (1, 3, 13)'s box [2, 4) x [48, 64) x [208, 224)
+    assert r3.key_at(0, 0, 0) == (0, 0, 0)
+    assert r3.key_at(7.99, 223.9, 15.99) == (3, 13, 0)
+    # every key's box holds the positions that map to it, and every position maps into a box holding it
+    for t, y, x in [(0.5, 17.0, 33.0), (3.2, 100.0, 223.0), (6.0, 47.99, 48.0)]:
+        t0, t1, y0, y1, x0, x1 = r3.key_box(r3.key_at(t, y, x))
+        assert t0 <= t < t1 and y0 <= y < y1 and x0 <= x < x1
+    with pytest.raises(OutOfGridError, match="outside the model input"):
+        r3.key_at(8, 10, 10)
+
+
+def test_key_at_odd_grid_maps_the_dropped_row_to_the_last_key():
+    # 5x5 queries pooled to 2x2 keys: query row 4 is dropped by the floor-mode pool; the block's
+    # "time" mask (key_index) relates it to key row 1, and key_at agrees
+    b = BlockCapture("b", "embedded_gaussian", "spacetime", 1.0, 1, torch.zeros(1, 1, 1, 5, 5),
+                     torch.zeros(1, 1, 1, 2, 2), None, (1, 20, 20))
+    assert b.key_at(0, 17.0, 3.0) == (0, 1, 0)
+    assert b.key_at(0, 7.9, 8.0) == (0, 0, 1)  # 4 px query cells: row 1 -> key row 0, column 2 -> key column 1
+    assert b.key_at(0, 8.0, 8.0) == (0, 1, 1)
+    assert b.flat_key((0, 1, 1)) == 3
+    with pytest.raises(OutOfGridError, match="key grid"):
+        b.flat_key((0, 2, 0))
+
+
+@pytest.mark.parametrize("dims,groups", [("spacetime", 1), ("spacetime", 2), ("space", 1), ("time", 1)])
+def test_allowed_mask_and_row_chunks_equal_the_full_versions(dims, groups):
+    g = torch.Generator().manual_seed(1)
+    b = BlockCapture("b", "dot_product", dims, 1.0, groups, torch.randn(1, 3, 4, 5, 6, generator=g),
+                     torch.randn(1, 3, 4, 2, 3, generator=g), None, (8, 20, 24))
+    full = allowed_keys(dims, b.query_shape, b.key_shape, groups)
+    m = b.matrix()
+    for start, stop in [(0, 120), (0, 1), (7, 19), (119, 120)]:
+        part = b.allowed_mask(start, stop)
+        assert (part is None) == (full is None)
+        if full is not None:
+            assert torch.equal(part, full[start:stop])
+    for chunk in (1, 13, 120, 1000):
+        chunks = list(b.row_chunks(chunk=chunk))
+        assert [s for s, _ in chunks] == list(range(0, 120, chunk))
+        torch.testing.assert_close(torch.cat([r for _, r in chunks]), m, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="positive number"):
+        next(b.row_chunks(chunk=0))
+
+
+def test_column_of_a_captured_block_equals_its_matrix(clip):
+    model = random_nl_weights(build("tiny_i3d_nl2", pairwise="concatenation", dims="space"))
+    _, cap = record(model, clip)
+    b = cap["res3.0.nl"]
+    key = b.key_at(9.5, 40.0, 12.0)
+    expected = b.matrix(batch=1)[:, b.flat_key(key)].reshape(b.query_shape)
+    torch.testing.assert_close(b.column(key, batch=1, chunk=100), expected, rtol=0, atol=1e-6)
+    assert (b.column(key, batch=1)[torch.arange(b.query_shape[0]) != key[0]] == 0).all()  # other frames: no access
