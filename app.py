@@ -26,17 +26,23 @@ st.title("Explore")
 ui.caption_for(model_name, video, analysis)
 query = ui.query_state(analysis)
 block = ui.block_picker(analysis)
-ui.write_view(model_name, video, query, block)
+reverse = ui.direction_toggle()
+ui.write_view(model_name, video, query, block, reverse="1" if reverse else "")
 
 left, right = st.columns([3, 2], gap="medium")
 with left:
     ui.query_frame(analysis, query)
 with right:
     ui.predictions(analysis)
-view = ui.query_view_or_error(analysis, block, query)
-if view is not None:
-    ui.attention_strip(analysis, view, query)
-    ui.attention_numbers(analysis, view)
-    ui.topk_arrows(analysis, view, query)
-    ui.all_blocks(analysis, query)
+if reverse:  # the clicked pixel as a key: which queries attend to it
+    rview = ui.reverse_view_or_error(analysis, block, query)
+    if rview is not None:
+        ui.reverse_strip(analysis, rview, query)
+else:
+    view = ui.query_view_or_error(analysis, block, query)
+    if view is not None:
+        ui.attention_strip(analysis, view, query)
+        ui.attention_numbers(analysis, view)
+        ui.topk_arrows(analysis, view, query)
+        ui.all_blocks(analysis, query)
 ui.how_to_read()

@@ -20,8 +20,8 @@ import streamlit as st
 from .. import samples
 from ..explore import Analysis, Sampling, analyze
 from .url import restore_view, write_view
-from .models import (DEFAULT_MODEL, ModelInfo, download_options, get_model, model_info, model_options,
-                     model_picker, model_stamp)
+from .models import (DEFAULT_MODEL, ModelInfo, architecture, download_options, get_model, model_info,
+                     model_options, model_picker, model_stamp, zoo_downloads, zoo_table)
 
 MAX_UPLOAD_MB = 200
 
@@ -246,19 +246,68 @@ def predictions(analysis: Analysis, k: int = 5) -> None:
     st.plotly_chart(fig, width="stretch", key="predictions")
 
 
-def query_view_or_error(analysis: Analysis, block: str, query: Query, **kwargs):
-    """The per-click computation, or a clear warning when the query is outside the model's view."""
+def _or_warning(compute, analysis: Analysis, block: str, query: Query, **kwargs):
+    """``compute(capture, clip, block, frame, x, y)``, or a clear warning when the pixel is outside
+    what the model sees."""
     from ..capture import OutOfGridError
-    from ..explore import query_view
     from ..video import OutsideCropError
 
     try:
-        return query_view(analysis.capture, analysis.clip, block, query.frame, query.x, query.y,
-                          thumbs=analysis.thumbs, **kwargs)
+        return compute(analysis.capture, analysis.clip, block, query.frame, query.x, query.y,
+                       thumbs=analysis.thumbs, **kwargs)
     except (OutsideCropError, OutOfGridError) as e:
         st.warning(f"{str(e).rstrip('.')}. Click inside the yellow rectangle, or switch on 'Full frame' in the "
                    "sidebar's Sampling.")
         return None
+
+
+def query_view_or_error(analysis: Analysis, block: str, query: Query, **kwargs):
+    """The per-click computation, or a clear warning when the query is outside the model's view."""
+    from ..explore import query_view
+
+    return _or_warning(query_view, analysis, block, query, **kwargs)
+
+
+def reverse_view_or_error(analysis: Analysis, block: str, query: Query, **kwargs):
+    """Who attends to the key under the clicked pixel, or a clear warning off the model's view."""
+    from ..explore import reverse_view
+
+    return _or_warning(reverse_view, analysis, block, query, **kwargs)
+
+
+def direction_toggle(*, key: str = "reverse") -> bool:
+    """Forward (where the clicked pixel attends) or reverse (who attends to the clicked pixel)."""
+    st.session_state[key] = bool(st.session_state.get(key, False))  # kept across pages and early stops
+    return st.toggle("Reverse: who attends here", key=key,
+                     help="Off: where the clicked pixel (a query) attends. On: the clicked pixel is a key; "
+                          "the strip shows how much every query of the clip attends to it.")
+
+
+def reverse_strip(analysis: Analysis, rview, query: Query) -> None:
+    """Every query's weight on the clicked key, drawn over the frames; the key's region outlined."""
+    from ..render import draw_rect
+
+    clip = analysis.clip
+    factor = analysis.thumbs[1]
+    frames, (x0, y0, x1, y1) = rview.region
+    st.subheader(f"Who attends here: {rview.block}, every frame")
+    images, captions = list(rview.overlays), []
+    for k in range(len(clip.frames)):
+        if k in frames:
+            images[k] = draw_rect(images[k], (x0 * factor, y0 * factor, x1 * factor, y1 * factor), color=(0, 255, 0))
+        captions.append(f"frame {k} (src {clip.indices[k]})" + (" ◀ key" if k in frames else ""))
+    st.image(images, caption=captions, width=192)
+    what = ("each query's softmax weight on this key (each query's weights sum to 1)" if not rview.signed else
+            f"each query's f/N on this key ({rview.pairwise.replace('_', ' ')}: not probabilities)")
+    st.caption(f"Colour: {what}; scale {rview.scale.label}. Green: the key cell under the clicked pixel "
+               f"(key {rview.cell} of the {'x'.join(map(str, analysis.capture[rview.block].key_shape))} key grid).")
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Incoming attention", f"{rview.total:.3g}",
+              help="Sum of every query's weight on this key: for softmax variants, how many queries' worth of "
+                   "attention lands here.")
+    c2.metric("Mean weight", f"{rview.mean_weight:.3g}", help=f"Spread evenly, it would be {rview.uniform_weight:.3g}.")
+    c3.metric("Strongest key of", f"{rview.top1_share:.1%}", help="Share of queries whose largest weight is here.")
+    c4.metric("In the top 5 of", f"{rview.top5_share:.1%}", help=f"Of {rview.num_queries} queries that may attend here.")
 
 
 def colorbar_caption(view) -> str:

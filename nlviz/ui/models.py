@@ -245,3 +245,63 @@ def model_picker(*, key: str = "model", default: str | None = None, allow_downlo
             st.rerun()
     st.info("Download the chosen model in the sidebar, or pick a bundled one.")
     return None
+
+
+def zoo_table() -> None:
+    """The model zoo as a table: source, pairwise function, clip, reported top-1, size, licence, cache."""
+    names = {"top1": "top-1 (%)", "size_mb": "size (MB)", "license": "licence", "clip": "clip (frames x stride)"}
+    rows = [{names.get(k, k): v for k, v in row.items()} for row in zoo.table()]
+    st.subheader("Model zoo")
+    st.dataframe(rows, hide_index=True, width="stretch",
+                 column_config={"cached": st.column_config.CheckboxColumn("on disk")})
+    st.caption("Reported top-1: the publisher's figure on Kinetics-400 validation (demo models: accuracy on "
+               "their synthetic test clips). Bundled demo models are always on disk; the others are "
+               "downloaded once into the cache. `nlviz zoo -v` prints URLs, checksums and citations.")
+
+
+def zoo_downloads(*, key: str = "zoo_download") -> None:
+    """Download zoo checkpoints from the page, with progress."""
+    missing = download_options(with_attention=False)
+    if not missing:
+        st.caption("Every zoo checkpoint is on disk.")
+        return
+    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+    name = c1.selectbox("Download a checkpoint", missing, format_func=option_label, key=f"{key}_name")
+    entry = zoo.get(name)
+    if c2.button("Download", key=key, type="primary"):
+        if download_with_progress(name, where=st):
+            st.rerun()
+    st.caption(f"From {entry.url}. Licence: {entry.license}.")
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _stats(model_name: str, model_stamp_: str, video_id: str, sampling, _analysis):
+    from ..stats import capture_stats
+
+    return capture_stats(_analysis.capture)
+
+
+def architecture(model_name: str, video, sampling, analysis) -> None:
+    """The model's non-local blocks: channels and grids on this clip, and statistics over all queries."""
+    from ..architecture import block_table
+
+    model = get_model(model_name)
+    rows = block_table(model, analysis.capture)
+    if not rows:
+        st.info(f"{model_info(model_name).label} has no non-local block: nothing attends to anything.")
+        return
+    with st.spinner("Computing every query's attention..."):
+        stats = _stats(model_name, model_stamp(model_name), video.video_id, sampling, analysis)
+    for row in rows:
+        s = stats.get(row["block"])
+        if s is not None:
+            row.update({k: v for k, v in s.as_row().items() if k not in ("block", "pairwise", "dims", "channels")
+                        and not k.startswith(("queries", "keys"))})
+    st.dataframe(rows, hide_index=True, width="stretch")
+    st.caption(
+        "**distance**: how far from the query its attention lands, weighted by the weights (model-input "
+        "pixels and frames between cell centres). **entropy**: spread of a query's attention (max = uniform "
+        "over all keys). **query dependence**: 0 when every query attends to the same map (as Cao et al., "
+        "GCNet 2019, found for trained non-local blocks), towards 1 when each looks somewhere of its own. "
+        "**own-slice share**: mass in the query's own key time slice. Dot product and concatenation weights "
+        "are signed: their statistics use |weight| normalized per query.")

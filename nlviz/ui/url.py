@@ -1,6 +1,7 @@
 """The view in the page's URL: a link opens the same model, video, frame, pixel and block.
 
     ?model=demo.embedded_gaussian&video=synthetic_11&frame=8&x=31.5&y=40.0&block=res3.1.nl
+    ?models=demo.gaussian,demo.dot_product&video=synthetic_11&frame=8&x=31.5&y=40.0   (Compare)
 
 Read once when a browser session starts (a shared link), written after every run (so the
 address bar always holds the current view). Only bundled samples can be named in a URL; an
@@ -38,6 +39,9 @@ def restore_view(*, model_key: str = "model", video_key: str = "video") -> None:
     model = qp.get("model")
     if model and (model in zoo.names() or is_file(model)):
         ss[model_key] = model
+    several = [m for m in (qp.get("models") or "").split(",") if m in zoo.names() or is_file(m)]
+    if len(several) >= 2:
+        ss["compare_models"] = several[:4]
     video = qp.get("video")
     if video and video in samples.bundled_samples():
         ss[video_key] = video
