@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "zoo": ("nlviz.zoo_cli", "list the pretrained checkpoints of the model zoo"),
     "download": ("nlviz.zoo_cli", "download zoo checkpoints into the cache"),
     "info": ("nlviz.checkpoints.cli", "describe a checkpoint: format, architecture, non-local blocks"),
+    "attend": ("nlviz.cli_attend", "write what a query pixel attends to: png, gif, mp4, npy, json"),
+    "compare": ("nlviz.cli_attend", "compare several models' attention for one query: png + metrics json"),
 }
 
 
@@ -55,5 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # `python -m nlviz.cli`: dispatch through the package module, so that the
+    from nlviz.cli import main as _main  # CommandError the subcommands raise is the one caught above
+
+    sys.exit(_main())

@@ -207,11 +207,15 @@ def draw_marker(frame: np.ndarray, x: float, y: float, color=(0, 255, 0), radius
     return out
 
 
-def draw_rect(frame: np.ndarray, rect: tuple[float, float, float, float], color=(255, 255, 0)) -> np.ndarray:
-    """A copy of ``frame`` with rectangle (x0, y0, x1, y1) outlined (e.g. the model's crop)."""
+def draw_rect(frame: np.ndarray, rect: tuple[float, float, float, float], color=(255, 255, 0),
+              thickness: int | None = None) -> np.ndarray:
+    """A copy of ``frame`` with rectangle (x0, y0, x1, y1) outlined (e.g. the model's crop).
+
+    ``thickness``: line width in pixels (default: grows with the frame, 1 px per 150)."""
     out = frame.copy()
     x0, y0, x1, y1 = (int(round(v)) for v in rect)
-    cv2.rectangle(out, (x0, y0), (max(x0, x1 - 1), max(y0, y1 - 1)), color, max(1, min(frame.shape[:2]) // 150))
+    width = thickness or max(1, min(frame.shape[:2]) // 150)
+    cv2.rectangle(out, (x0, y0), (max(x0, x1 - 1), max(y0, y1 - 1)), color, width)
     return out
 
 
@@ -229,11 +233,13 @@ def montage(images: Sequence[np.ndarray], columns: int, pad: int = 2, fill: int 
 
 
 def shannon_entropy(row: np.ndarray | Tensor) -> float:
-    """Entropy in nats of a softmax row (of |row| / sum |row| for signed variants)."""
+    """Entropy in nats of a softmax row (of |row| / sum |row| for signed variants).
+
+    NaN for an all-zero row: it attends nowhere, which is not the same as attending to one key."""
     p = np.abs(np.asarray(row.detach().cpu() if isinstance(row, Tensor) else row, dtype=np.float64)).ravel()
     total = p.sum()
     if total <= 0:
-        return 0.0
+        return float("nan")
     p = p[p > 0] / total
     return float(-(p * np.log(p)).sum())
 

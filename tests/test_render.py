@@ -90,4 +90,5 @@ def test_profile_entropy_montage():
     row = np.full((2, 2, 2), 1 / 8)
     assert temporal_profile(row).tolist() == [0.5, 0.5]
     assert shannon_entropy(row) == pytest.approx(np.log(8))
+    assert np.isnan(shannon_entropy(np.zeros(8)))  # attends nowhere: no entropy to speak of
     assert montage([np.zeros((2, 3, 3), np.uint8)] * 3, columns=2, pad=1).shape == (5, 7, 3)
