@@ -8,7 +8,7 @@ from nlviz import ui
 from nlviz.explore import Sampling
 
 st.set_page_config(page_title="nlviz · Explore", page_icon=":eye:", layout="wide")
-st.sidebar.title("nlviz")
+ui.nav()
 ui.restore_view()  # a shared link: its model, video, frame, pixel and block
 
 model_name = ui.model_picker()
@@ -45,4 +45,5 @@ else:
         ui.attention_numbers(analysis, view)
         ui.topk_arrows(analysis, view, query)
         ui.all_blocks(analysis, query)
+        ui.export_buttons(model_name, video, sampling, analysis, view, query)
 ui.how_to_read()

@@ -7,7 +7,7 @@ import streamlit as st
 from nlviz import ui
 
 st.set_page_config(page_title="nlviz · Models", page_icon=":eye:", layout="wide")
-st.sidebar.title("nlviz")
+ui.nav()
 st.title("Models")
 
 ui.zoo_table()

@@ -13,13 +13,17 @@ from nlviz.explore import Sampling, analyze, reverse_view
 from test_app import APP, TIMEOUT, _elements, assert_clean, query, set_query, two_queries
 
 ROOT = Path(__file__).resolve().parent.parent
-MODELS = ROOT / "pages" / "2_Models.py"
+MODELS = "pages/2_Models.py"
+COMPARE = "pages/1_Compare.py"
 
 
-def _page(path: Path) -> AppTest:
+def _page(path: str) -> AppTest:
+    """A page of the app, opened as a browser does: the app's entry point, then the page."""
     if not zoo.names("demo"):
         pytest.skip("no bundled demo model")
-    return AppTest.from_file(str(path), default_timeout=TIMEOUT).run()
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.switch_page(path)
+    return at.run()
 
 
 # ----------------------------------------------------------------------------- Models
@@ -92,3 +96,47 @@ def test_reverse_view_shows_who_attends_to_the_clicked_key():
     assert reverse_strip(at)[1] != first
     at.toggle(key="reverse").set_value(False).run()
     assert any(s.value.startswith("Where it attends:") for s in at.subheader)
+
+
+# ----------------------------------------------------------------------------- Compare
+
+
+def compare_cells(at: AppTest) -> list[str]:
+    """Media urls of the overlay pictures in the Compare grid (one per model and block row; the
+    page's only st.image pictures: the clickable frame is a component)."""
+    return [el.proto.imgs[0].url for el in _elements(at._tree)
+            if getattr(el, "type", None) == "image" and len(el.proto.imgs) == 1 and not el.proto.imgs[0].caption]
+
+
+def test_compare_page_defaults_show_every_variant_and_one_click_updates_all():
+    at = _page(COMPARE)
+    assert_clean(at)
+    names = at.multiselect(key="compare_models").value
+    demo = [n for n in zoo.names("demo") if zoo.get(n).pairwise]
+    assert names == demo[:4] and len(names) >= 2
+    rows = [m.value for m in at.markdown if m.value.startswith("##### ")]
+    cells = compare_cells(at)
+    assert rows and len(cells) == len(rows) * len(names) - sum("no view" in i.value for i in at.info)
+    assert len(at.dataframe) >= 2  # per-model and pairwise metrics
+
+    p, q = two_queries(at)
+    set_query(at, *p)
+    first = compare_cells(at)
+    set_query(at, *q)
+    assert_clean(at)
+    second = compare_cells(at)
+    assert len(first) == len(second) and all(a != b for a, b in zip(first, second)), "a column did not follow the click"
+    assert at.query_params["models"] in (",".join(names), [",".join(names)])
+
+
+def test_compare_page_per_model_scales_and_fewer_models():
+    at = _page(COMPARE)
+    names = at.multiselect(key="compare_models").value
+    at.toggle(key="compare_shared").set_value(False).run()
+    assert_clean(at)
+    assert not any(c.value.startswith("Shared colour scale") for c in at.caption)
+    own = [c.value for c in at.caption if c.value.startswith("H = ")]
+    assert own and all("softmax weights 0 … " in c or "f/N (not probabilities)" in c for c in own), own
+    at.multiselect(key="compare_models").set_value(names[:1]).run()
+    assert not at.exception
+    assert any("at least two models" in i.value for i in at.info)

@@ -76,25 +76,16 @@ def _upload_digest(file_id: str, size: int, data: bytes) -> str:
     return memo[file_id]
 
 
-def clickable_frame(image: np.ndarray, *, key: str, width: int) -> tuple[float, float] | None:
-    """Show ``image`` (H, W, 3) at ``width`` CSS pixels; return a NEW click in image pixels, else None.
+PAGES = (("app.py", "Explore", ":material/ads_click:"), ("pages/1_Compare.py", "Compare", ":material/view_column:"),
+         ("pages/2_Models.py", "Models", ":material/deployed_code:"))
 
-    The component reports clicks in displayed pixels with the displayed size; we rescale.
-    A click is new when its timestamp differs from the last one this session handled.
-    """
-    from streamlit_image_coordinates import streamlit_image_coordinates
 
-    value = streamlit_image_coordinates(image, width=width, key=key, image_format="JPEG", jpeg_quality=90,
-                                        cursor="crosshair")
-    if not value:
-        return None
-    stamp = (value.get("unix_time"), value.get("x"), value.get("y"))
-    if st.session_state.get(f"{key}_last") == stamp:
-        return None
-    st.session_state[f"{key}_last"] = stamp
-    sx = image.shape[1] / max(value.get("width") or width, 1)
-    sy = image.shape[0] / max(value.get("height") or image.shape[0] * width / image.shape[1], 1)
-    return (value["x"] + 0.5) * sx, (value["y"] + 0.5) * sy
+def nav() -> None:
+    """The sidebar's page links and title (the built-in list would call the first page "app")."""
+    for path, label, icon in PAGES:
+        st.sidebar.page_link(path, label=label, icon=icon)
+    st.sidebar.divider()
+    st.sidebar.title("nlviz")
 
 
 def model_spec(model_name: str):
@@ -294,7 +285,8 @@ def reverse_strip(analysis: Analysis, rview, query: Query) -> None:
     images, captions = list(rview.overlays), []
     for k in range(len(clip.frames)):
         if k in frames:
-            images[k] = draw_rect(images[k], (x0 * factor, y0 * factor, x1 * factor, y1 * factor), color=(0, 255, 0))
+            images[k] = draw_rect(images[k], (x0 * factor, y0 * factor, x1 * factor, y1 * factor), color=(0, 255, 0),
+                                  thickness=2)
         captions.append(f"frame {k} (src {clip.indices[k]})" + (" ◀ key" if k in frames else ""))
     st.image(images, caption=captions, width=192)
     what = ("each query's softmax weight on this key (each query's weights sum to 1)" if not rview.signed else
@@ -343,7 +335,8 @@ def attention_numbers(analysis: Analysis, view) -> None:
     import plotly.graph_objects as go
 
     c1, c2, c3 = st.columns(3)
-    c1.metric("Entropy", f"{view.entropy:.2f} nats", help=f"Uniform attention over all keys: {view.max_entropy:.2f} nats.")
+    c1.metric("Entropy", f"{view.entropy:.2f} nats" if np.isfinite(view.entropy) else "– (all weights 0)",
+              help=f"Uniform attention over all keys: {view.max_entropy:.2f} nats.")
     c2.metric("Mass in the query's own time slice", f"{view.own_slice_share:.1%}")
     c3.metric("Largest weight", f"{float(abs(view.row).max()):.3g}")
     labels = [f"t'={t}: frames {fr[0]}–{fr[-1]}" if fr else f"t'={t}" for t, fr in enumerate(view.profile_frames)]
@@ -382,6 +375,51 @@ def all_blocks(analysis: Analysis, query: Query) -> None:
                 continue
             cols = min(16, len(v.overlays))
             st.image(montage(list(v.overlays), cols), caption=f"{b.name}: {colorbar_caption(v)}", width="stretch")
+
+
+def _spec_for(model_name: str, video: VideoChoice, sampling: Sampling, view, query: Query):
+    """The JSON view spec of what is on screen (hashes computed only when asked for)."""
+    from dataclasses import asdict
+
+    from ..export import ViewSpec, checkpoint_sha256, video_sha256, view_spec
+    from .models import FILE_PREFIX, is_file
+
+    model = model_name[len(FILE_PREFIX):] if is_file(model_name) else model_name
+    if video.path is not None:
+        return view_spec(model, video.video_id, sampling, view.block, query.frame, query.x, query.y, view.pairwise)
+    return ViewSpec(model=model, checkpoint_sha256=checkpoint_sha256(model), video=video.label,
+                    video_sha256=video_sha256(video.data), sampling=asdict(sampling), frame=query.frame,
+                    x=query.x, y=query.y, block=view.block, pairwise=view.pairwise)
+
+
+def export_buttons(model_name: str, video: VideoChoice, sampling: Sampling, analysis: Analysis, view,
+                   query: Query) -> None:
+    """Downloads of the current view: PNG montage, GIF and MP4 of the overlays, the raw row, the view spec.
+
+    Files are made when a button is pressed (deferred), so a click on the frame costs nothing extra.
+    """
+    from .. import export
+
+    stem = export.export_stem(view.block, query.frame, query.x, query.y)
+    marker = export.query_marker(analysis, view, query.frame, query.x, query.y)
+    with st.expander("Export this view", expanded=False):
+        c = st.columns(5)
+        c[0].download_button("PNG montage", lambda: export.montage_png(analysis, view, query.frame, query.x, query.y),
+                             f"{stem}.png", "image/png", key="export_png", on_click="ignore")
+        c[1].download_button("GIF", lambda: export.overlay_gif(view, marker=marker), f"{stem}.gif", "image/gif",
+                             key="export_gif", on_click="ignore")
+        c[2].download_button("MP4", lambda: export.overlay_mp4(view, marker=marker), f"{stem}.mp4", "video/mp4",
+                             key="export_mp4", on_click="ignore")
+        c[3].download_button("Row (.npy)", lambda: export.rows_npy(view), f"{stem}.npy", "application/octet-stream",
+                             key="export_npy", on_click="ignore",
+                             help=f"The weights over the key grid, float32 of shape {view.row.shape} (T', H', W').")
+        c[4].download_button("View spec (JSON)",
+                             lambda: export.spec_json(_spec_for(model_name, video, sampling, view, query)),
+                             f"{stem}.json", "application/json", key="export_json", on_click="ignore",
+                             help="Model and video (with their sha256), sampling, frame, pixel and block: "
+                                  "`nlviz.export.reproduce` recomputes this view from it.")
+        st.caption("The same files from the command line: `nlviz attend VIDEO --model NAME --frame F --xy X Y`. "
+                   "The page's address also holds this view: copy it to share it.")
 
 
 def how_to_read() -> None:
