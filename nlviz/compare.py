@@ -350,6 +350,15 @@ def _check_reference_query(clip, frame: int, x: float, y: float) -> None:
         raise OutsideCropError(f"pixel (x={x:g}, y={y:g}) is outside the {w}x{h} frame")
 
 
+def metric_grid(frame_size: tuple[int, int], side: int = 128) -> tuple[int, int]:
+    """(H, W) of the pixel grid the metrics are taken on: the displayed frame (W, H), shrunk so its
+    long side is at most ``side`` pixels (never enlarged). Key cells of a 224-px input are 16 px
+    at res3, so 128 px keeps several grid pixels per key while the metrics stay cheap."""
+    w, h = frame_size
+    f = min(1.0, side / max(w, h))
+    return max(1, round(h * f)), max(1, round(w * f))
+
+
 def compare(
     analyses: Mapping[str, Analysis],
     frame: int,
@@ -360,13 +369,15 @@ def compare(
     thumb_width: int | None = None,
     rows: list[BlockRow] | None = None,
     topk: int = 20,
+    grid_side: int = 128,
 ) -> Comparison:
     """The query (frame, x, y) of the first analysis's displayed frames, in every model and block row.
 
     ``analyses``: model name -> :class:`~nlviz.explore.Analysis`, normally of the same video and
-    sampling; the first is the reference the query is given in, and its thumbnail size is
-    the common pixel grid of the metrics. ``shared_scale``: one colour scale per row covering
-    every model's weights (signed when any model's is), so colours compare across columns;
+    sampling; the first is the reference the query is given in, and its displayed frame,
+    shrunk to at most ``grid_side`` pixels (:func:`metric_grid`), is the common pixel grid of
+    the metrics. ``shared_scale``: one colour scale per row and kind of weight
+    (:func:`weight_kind`) covering those models' weights, so colours compare across columns;
     else each view keeps its own scale. ``thumb_width``: the overlays' width (default: each
     analysis's own thumbnails). ``rows``: which block rows (default :func:`match_blocks`).
     ``metrics[row_label]``: per model the entropy, the share in the query's key time slice and
@@ -385,7 +396,7 @@ def compare(
     rows = rows if rows is not None else match_blocks({m: a.capture for m, a in analyses.items()})
     thumbs = {m: a.thumbs if thumb_width is None else thumbnails(a.clip.frames, thumb_width)
               for m, a in analyses.items()}
-    grid = tuple(thumbs[models[0]][0].shape[1:3])
+    grid = metric_grid(ref.geometry.frame_size, grid_side)
     queries, frame_notes = {}, {}
     for m, a in analyses.items():
         queries[m], note = map_query(ref, a.clip, frame, x, y)
@@ -562,6 +573,7 @@ __all__ = [
     "jensen_shannon",
     "map_query",
     "match_blocks",
+    "metric_grid",
     "pair_metrics",
     "pearson",
     "pixel_density",

@@ -11,6 +11,7 @@ from ..explore import Analysis, Sampling
 from .models import model_info, model_options, option_label
 
 MAX_MODELS = 4
+COMPARE_WIDTH = 96  # px per frame in a cell: a column holds a 4x4 grid of frames in a quarter of the page
 KINETICS_VARIANTS = ("embedded_gaussian", "gaussian", "dot_product")
 
 
@@ -70,7 +71,7 @@ def comparison_or_error(analyses: dict[str, Analysis], query, shared: bool):
     from ..video import OutsideCropError
 
     try:
-        return compare(analyses, query.frame, query.x, query.y, shared_scale=shared)
+        return compare(analyses, query.frame, query.x, query.y, shared_scale=shared, thumb_width=COMPARE_WIDTH)
     except OutsideCropError as e:
         st.warning(f"{str(e).rstrip('.')}. Click inside the frame, or inside the yellow rectangle.")
         return None
