@@ -26,7 +26,11 @@ st.title("Explore")
 ui.caption_for(model_name, video, analysis)
 query = ui.query_state(analysis)
 block = ui.block_picker(analysis)
-reverse = ui.direction_toggle()
+c1, c2 = st.columns(2)
+with c1:
+    reverse = ui.direction_toggle()
+with c2:
+    hide_own = ui.hide_own_toggle()
 ui.write_view(model_name, video, query, block, reverse="1" if reverse else "")
 
 left, right = st.columns([3, 2], gap="medium")
@@ -39,11 +43,11 @@ if reverse:  # the clicked pixel as a key: which queries attend to it
     if rview is not None:
         ui.reverse_strip(analysis, rview, query)
 else:
-    view = ui.query_view_or_error(analysis, block, query)
+    view = ui.query_view_or_error(analysis, block, query, hide_own=hide_own)
     if view is not None:
-        ui.attention_strip(analysis, view, query)
+        ui.attention_strip(analysis, view, query, hidden=hide_own is not None)
         ui.attention_numbers(analysis, view)
         ui.topk_arrows(analysis, view, query)
-        ui.all_blocks(analysis, query)
+        ui.all_blocks(analysis, query, hide_own=hide_own)
         ui.export_buttons(model_name, video, sampling, analysis, view, query)
 ui.how_to_read()

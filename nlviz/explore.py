@@ -129,6 +129,18 @@ def thumbnails(frames: np.ndarray, width: int) -> tuple[np.ndarray, float]:
     return np.stack([cv2.resize(f, size, interpolation=interp) for f in frames]), factor
 
 
+def own_neighbourhood(b: BlockCapture, cell: tuple[int, int, int], radius: int) -> np.ndarray:
+    """(T', H', W') bool: the keys within ``radius`` key cells (Chebyshev) of query ``cell``, in the
+    key time slice that covers the query's time."""
+    from .nonlocal_block import key_index
+
+    (tq, hq, wq), (tk, hk, wk) = b.query_shape, b.key_shape
+    kt, kh, kw = (int(key_index(q, k)[c]) for c, q, k in zip(cell, (tq, hq, wq), (tk, hk, wk)))
+    mask = np.zeros((tk, hk, wk), dtype=bool)
+    mask[kt, max(kh - radius, 0): kh + radius + 1, max(kw - radius, 0): kw + radius + 1] = True
+    return mask
+
+
 def query_view(
     cap: Capture,
     clip,
@@ -142,20 +154,26 @@ def query_view(
     alpha: float = 0.6,
     scale: ValueRange | None = None,
     thumbs: tuple[np.ndarray, float] | None = None,
+    hide_own: int | None = None,
 ) -> QueryView:
     """Compute the view of ``block`` for the query at displayed frame ``frame``, pixel (x, y).
 
     ``clip`` is a :class:`nlviz.video.Clip` (frames, geometry, ``query_cell``). ``scale`` forces
     a shared colour scale (e.g. across models); by default the row's own honest scale is used.
     ``thumbs``: precomputed :func:`thumbnails` of the clip's frames (saves work per click).
+    ``hide_own``: hide the keys within this many key cells (Chebyshev distance) of the query in
+    its own key time slice, drawn like pixels the block does not see and left out of the colour
+    scale and the top-k (feature-similarity maps are dominated by the query's own
+    neighbourhood); the numbers (entropy, profile, shares) still describe the whole row.
     Raises :class:`nlviz.video.OutsideCropError` for a pixel outside what the model sees.
     """
     b: BlockCapture = cap[block]
     cell = clip.query_cell(b, frame, x, y)
     row = b.row(cell).detach().cpu().numpy()
+    shown = row if hide_own is None else np.where(own_neighbourhood(b, cell, hide_own), np.nan, row)
     small, factor = thumbs if thumbs is not None else thumbnails(clip.frames, thumb_width)
-    heat = frame_heatmaps(row, b, ScaledGeometry(clip.geometry, factor), small.shape[1:3], len(small))
-    scale = scale or value_range([row], b.signed)
+    heat = frame_heatmaps(shown, b, ScaledGeometry(clip.geometry, factor), small.shape[1:3], len(small))
+    scale = scale or value_range([shown], b.signed)
     profile = temporal_profile(row)
     slices = []
     for t in range(b.key_shape[0]):
@@ -172,7 +190,7 @@ def query_view(
         heat=heat,
         overlays=overlay(small, heat, scale, alpha),
         scale=scale,
-        top=top_keys(row, b, clip.geometry, topk),
+        top=[k for k in top_keys(shown, b, clip.geometry, topk) if np.isfinite(k.weight)],
         profile=profile,
         profile_frames=slices,
         entropy=shannon_entropy(row),

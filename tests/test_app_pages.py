@@ -140,3 +140,17 @@ def test_compare_page_per_model_scales_and_fewer_models():
     at.multiselect(key="compare_models").set_value(names[:1]).run()
     assert not at.exception
     assert any("at least two models" in i.value for i in at.info)
+
+
+# ----------------------------------------------------------------------------- hide the own neighbourhood
+
+
+def test_hiding_the_own_neighbourhood_changes_the_pictures_not_the_numbers():
+    from test_app import assert_view, metrics, strip
+
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    before, numbers = strip(at), metrics(at)
+    at.toggle(key="hide_own").set_value(True).run()
+    assert_view(at)
+    assert strip(at) != before and metrics(at) == numbers
+    assert any("own neighbourhood (hidden)" in c.value for c in at.caption)

@@ -274,6 +274,16 @@ def direction_toggle(*, key: str = "reverse") -> bool:
                           "the strip shows how much every query of the clip attends to it.")
 
 
+def hide_own_toggle(*, key: str = "hide_own", default: bool = False) -> int | None:
+    """Hide the query's own neighbourhood (radius 1 key cell, own time slice)? Returns the radius or None."""
+    st.session_state[key] = bool(st.session_state.get(key, default))
+    on = st.toggle("Hide the query's own neighbourhood", key=key,
+                   help="Feature similarity peaks at the query itself: hide the keys within one key cell of it in "
+                        "its own time slice, so the colour scale shows where else it attends. The numbers still "
+                        "describe the whole row.")
+    return 1 if on else None
+
+
 def reverse_strip(analysis: Analysis, rview, query: Query) -> None:
     """Every query's weight on the clicked key, drawn over the frames; the key's region outlined."""
     from ..render import draw_rect
@@ -313,7 +323,7 @@ def colorbar_caption(view) -> str:
     return f"Colour: softmax attention weight (all weights sum to 1), scale 0 … {s.vmax:.3g} (the largest weight)."
 
 
-def attention_strip(analysis: Analysis, view, query: Query) -> None:
+def attention_strip(analysis: Analysis, view, query: Query, *, hidden: bool = False) -> None:
     """Attention of the query over every sampled frame, one overlay per frame."""
     clip = analysis.clip
     st.subheader(f"Where it attends: {view.block}, every frame")
@@ -326,7 +336,10 @@ def attention_strip(analysis: Analysis, view, query: Query) -> None:
 
     images[query.frame] = draw_marker(images[query.frame], query.x * analysis.thumbs[1], query.y * analysis.thumbs[1])
     st.image(images, caption=captions, width=192)
-    dimmed = " Dimmed: pixels the model does not see." if np.isnan(view.heat).any() else ""
+    dimmed = ""
+    if np.isnan(view.heat).any():
+        dimmed = (" Dimmed: pixels the model does not see, and the query's own neighbourhood (hidden)." if hidden
+                  else " Dimmed: pixels the model does not see.")
     st.caption(colorbar_caption(view) + dimmed)
 
 
@@ -360,7 +373,7 @@ def topk_arrows(analysis: Analysis, view, query: Query) -> None:
         st.image(img, width="stretch")
 
 
-def all_blocks(analysis: Analysis, query: Query) -> None:
+def all_blocks(analysis: Analysis, query: Query, *, hide_own: int | None = None) -> None:
     """Small multiples: the same query in every non-local block."""
     from ..explore import query_view
     from ..render import montage
@@ -369,7 +382,7 @@ def all_blocks(analysis: Analysis, query: Query) -> None:
         for b in analysis.capture:
             try:
                 v = query_view(analysis.capture, analysis.clip, b.name, query.frame, query.x, query.y,
-                               thumbs=analysis.thumbs)
+                               thumbs=analysis.thumbs, hide_own=hide_own)
             except ValueError as e:
                 st.warning(f"{b.name}: {e}")
                 continue
