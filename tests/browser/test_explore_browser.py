@@ -169,8 +169,14 @@ def set_number(page, label: str, value: float) -> None:
 
 
 def upload(page, name: str, data: bytes | Path) -> None:
-    """Pick 'Upload a video...' (if not already) and give the file input `data`."""
-    inp = page.locator("[data-testid='stFileUploaderDropzoneInput']")
+    """Pick 'Upload a video...' (if not already) and give the video file input `data`.
+
+    The sidebar has a second uploader (for checkpoints, inside 'Local checkpoint'): the video's is
+    found by its label.
+    """
+    inp = page.locator("[data-testid='stFileUploader']").filter(
+        has=page.locator("[data-testid='stWidgetLabel']", has_text="Video file")).locator(
+        "[data-testid='stFileUploaderDropzoneInput']")
     if inp.count() == 0:
         select(page, "Video", UPLOAD)
         inp.wait_for(state="attached")
