@@ -7,7 +7,7 @@ import streamlit as st
 from nlviz import ui
 from nlviz.explore import Sampling
 
-st.set_page_config(page_title="nlviz · Explore", page_icon=":eye:", layout="wide")
+st.set_page_config(page_title="nlviz · Explore", page_icon=":eye:", layout="wide", menu_items=ui.MENU_ITEMS)
 ui.nav()
 ui.restore_view()  # a shared link: its model, video, frame, pixel and block
 
@@ -30,7 +30,7 @@ c1, c2 = st.columns(2)
 with c1:
     reverse = ui.direction_toggle()
 with c2:
-    hide_own = ui.hide_own_toggle()
+    hide_own = ui.hide_own_toggle(default=ui.model_info(model_name).probe)
 ui.write_view(model_name, video, query, block, reverse="1" if reverse else "")
 
 left, right = st.columns([3, 2], gap="medium")

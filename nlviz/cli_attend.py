@@ -136,7 +136,7 @@ def _load(name: str):
         raise CommandError(f"unknown model: {e}; known models: {', '.join(zoo.names())}") from None
     except (CheckpointError, DownloadError, OSError) as e:
         raise CommandError(f"cannot load model {name}: {e}") from None
-    return model, name if name in zoo.names() else str(Path(name).expanduser().resolve())
+    return model, name if zoo.known(name) else str(Path(name).expanduser().resolve())
 
 
 def _sampling(args: argparse.Namespace):

@@ -53,6 +53,7 @@ class Analysis:
     probs: np.ndarray  # (classes,) softmax of the logits
     labels: list[str] | None  # class names, when the model has a label set
     thumbs: tuple[np.ndarray, float]  # (thumbnails (T, h, w, 3), scale factor) for the overlay strip
+    default_block: str | None = None  # the block to show first (the model's ``default_block``, else the first)
 
     def top_predictions(self, k: int = 5) -> list[tuple[str, float]]:
         """The k most probable classes as (name, probability)."""
@@ -80,7 +81,9 @@ def analyze(model: nn.Module, source, sampling: Sampling = Sampling(), *, thumb_
     probs = torch.softmax(logits.float(), dim=-1)[0].cpu().numpy()
     if progress:
         progress(1.0, "done")
-    return Analysis(clip, cap, probs, label_names(model.spec.labels), thumbnails(clip.frames, thumb_width))
+    default_block = getattr(model, "default_block", None)
+    return Analysis(clip, cap, probs, label_names(model.spec.labels), thumbnails(clip.frames, thumb_width),
+                    default_block if default_block in cap.blocks else cap.blocks[0])
 
 
 class ScaledGeometry:

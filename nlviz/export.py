@@ -112,7 +112,7 @@ def checkpoint_path(model: str | Path) -> Path:
 
     text = str(model)
     path = Path(text).expanduser()
-    if text not in zoo.names() and path.is_file():
+    if not zoo.known(text) and path.is_file():
         return path
     try:
         zoo.get(text)
@@ -260,7 +260,7 @@ def load_model(model: str | Path):
     from . import zoo
 
     text = str(model)
-    if text in zoo.names():
+    if zoo.known(text):  # an entry's name, or one with probe options
         return zoo.load(text)
     path = checkpoint_path(text)  # a file here: a zoo name was handled above; else an ExportError
     from .checkpoints import load_model as load_checkpoint

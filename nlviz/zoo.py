@@ -30,6 +30,12 @@ Neural Networks", CVPR 2018, arXiv:1711.07971):
   the checkpoint once to safetensors in the cache (:mod:`nlviz.checkpoints.deepmind_i3d`); the
   entry's ``converted`` names that file, and only it is kept.
 
+Probe settings: an entry of a network with feature-similarity probes (the ``deepmind`` one) also
+answers to names with its probe options after ``@``, e.g.
+``i3d_inception.kinetics400_probe@centre=0,stages=Mixed_4f,tau=0.2`` (see :func:`variant_name`):
+the same file and entry, the probes rebuilt with those options. Such a name is what the app, the
+caches and view specs use for that setting.
+
 Loading: :func:`load` downloads the file if needed (:mod:`nlviz.download`) and hands it to
 ``nlviz.checkpoints.load_model`` (format detection and conversion live there), or to
 :func:`nlviz.weights.load_weights` for the demo models, or (``pypi_sdist``) builds the entry's
@@ -54,7 +60,14 @@ from .checkpoints import deepmind_i3d
 from .checkpoints.mmaction2 import GRAPH_OVERRIDES as MMACTION2_GRAPH
 from .download import DownloadError, Progress, cache_dir, download, filename_from_url, filename_hash_prefix
 from .models import get_config
-from .models.inception_i3d import I3D_SPEC, PROBE_LABEL, PROBE_STAGES
+from .models.inception_i3d import (
+    I3D_SPEC,
+    PROBE_LABEL,
+    PROBE_OPTIONS,
+    PROBE_STAGES,
+    format_probe_options,
+    parse_probe_options,
+)
 from .nonlocal_block import DIMS, PAIRWISE
 from .spec import C2_MEAN, C2_STD, IMAGENET_MEAN, IMAGENET_STD, ClipSpec
 
@@ -330,8 +343,11 @@ _BUILTIN: tuple[ZooEntry, ...] = (
 
 # DeepMind's Kinetics-400 RGB I3D with the feature-similarity probe. Not a non-local network:
 # parameter-free blocks expose softmax(cos / tau) over the features after Mixed_3c, 4f and 5c and
-# add nothing to them (the predictions are the released model's). tau 0.1 with mean-centring
-# gives readable maps; raw dot products collapse every query onto one high-norm spot.
+# add nothing to them (the predictions are the released model's). Mean-centring and tau 0.15 give
+# readable maps (raw dot products collapse every query onto one high-norm spot). On the bundled
+# Big Buck Bunny clip, a query on the rabbit's body at Mixed_4f with its own neighbourhood hidden:
+# tau 0.1 keeps 79% of the mass in the query's own time slice (entropy 3.0 of 7.4 nats), 0.15 50%
+# (5.2 nats: the body lights up in the neighbouring frames too), 0.2 33% (6.3 nats, Mixed_3c near uniform).
 _DEEPMIND_I3D = ZooEntry(
     name="i3d_inception.kinetics400_probe",
     source="deepmind",
@@ -343,7 +359,7 @@ _DEEPMIND_I3D = ZooEntry(
     filename=deepmind_i3d.SDIST,
     file_format="pypi_sdist",
     converted=deepmind_i3d.CONVERTED,
-    build_overrides={"stages": PROBE_STAGES, "tau": 0.1, "centre": True, "key_pool": False},
+    build_overrides={"stages": PROBE_STAGES, "tau": 0.15, "centre": True, "key_pool": False},
     sha256=deepmind_i3d.SDIST_SHA256,
     size_mb=47.2,  # the sdist; the converted file is 50.8 MB
     top1=71.1,
@@ -459,9 +475,75 @@ def names(source: str | None = None) -> list[str]:
     return [e.name for e in list_entries(source)]
 
 
+VARIANT_SEP = "@"  # <entry name>@<probe options>
+
+
+def has_probe_options(entry: ZooEntry) -> bool:
+    """Whether ``entry``'s network has feature-similarity probes whose options a name may set."""
+    return entry.arch == "i3d_inception"
+
+
+def split_name(name: str) -> tuple[str, dict[str, Any]]:
+    """(entry name, probe options) of a zoo name; options are {} for a plain entry name.
+
+    KeyError for an unknown entry, or for options the entry does not take or values that do
+    not fit (the message says which).
+    """
+    base, sep, text = name.partition(VARIANT_SEP)
+    entry = get(base)
+    if not sep:
+        return base, {}
+    if not has_probe_options(entry):
+        raise KeyError(f"{base} has no probe options: {name!r} is not a model name")
+    try:
+        return base, parse_probe_options(text)
+    except ValueError as e:
+        raise KeyError(f"{name!r}: {e}") from None
+
+
+def variant_name(name: str, **options: Any) -> str:
+    """The canonical name of entry ``name`` with probe ``options`` (those equal to the entry's own
+    are left out, so the plain entry keeps its plain name).
+
+    >>> variant_name("i3d_inception.kinetics400_probe", tau=0.2, centre=True)
+    'i3d_inception.kinetics400_probe@tau=0.2'
+    """
+    base, current = split_name(name)
+    entry = get(base)
+    if options and not has_probe_options(entry):
+        raise KeyError(f"{base} has no probe options")
+    merged = {**current, **options}
+    defaults = entry.build_kwargs()
+    differ = {}
+    for key, value in merged.items():
+        if key not in PROBE_OPTIONS:
+            raise KeyError(f"unknown probe option {key!r}; known: {', '.join(PROBE_OPTIONS)}")
+        default = defaults.get(key)
+        same = tuple(value) == tuple(default) if key == "stages" else value == default
+        if not same:
+            differ[key] = tuple(value) if key == "stages" else value
+    if not differ:
+        return base
+    full = f"{base}{VARIANT_SEP}{format_probe_options(differ)}"
+    split_name(full)  # checked: a name that cannot be loaded is never made
+    return full
+
+
+def known(name: str) -> bool:
+    """Whether ``name`` is a zoo name: an entry's, or an entry's with valid probe options."""
+    try:
+        split_name(name)
+    except KeyError:
+        return False
+    return True
+
+
 def get(name: str) -> ZooEntry:
-    """The entry called ``name``; KeyError naming the closest known names."""
+    """The entry called ``name`` (for a name with probe options, its entry's); KeyError naming the
+    closest known names."""
     entries = _entries()
+    if VARIANT_SEP in name:
+        return get(split_name(name)[0])
     try:
         return entries[name]
     except KeyError:
@@ -535,11 +617,13 @@ def load(
     Caffe2 pickle does not say its clip length or its stem strides. Demo models are read with
     :func:`nlviz.weights.load_weights` and never touch the network. The returned model's
     ``spec`` is the entry's (the preprocessing the publisher used) and ``zoo_name`` its name.
+    A name with probe options (:func:`variant_name`) builds the probes with those options.
     """
+    _, options = split_name(name)
     entry = get(name)
-    path = fetch(name, progress=progress, dest_dir=dest_dir, log=log)
+    path = fetch(entry.name, progress=progress, dest_dir=dest_dir, log=log)
     if entry.file_format == "pypi_sdist":
-        model = deepmind_i3d.load_converted(path, **entry.build_kwargs())
+        model = deepmind_i3d.load_converted(path, **{**entry.build_kwargs(), **options})
     elif entry.is_local:
         from .weights import load_weights
 
@@ -557,7 +641,7 @@ def load(
         model = load_model(path, **accepted)
     if isinstance(getattr(model, "spec", None), ClipSpec) and model.spec != entry.spec:
         model.spec = replace(entry.spec, extra=dict(model.spec.extra))
-    model.zoo_name = entry.name
+    model.zoo_name = variant_name(name)
     return model.eval()
 
 
@@ -591,17 +675,22 @@ def url_filename_matches(entry: ZooEntry) -> bool:
 
 __all__ = [
     "SOURCES",
+    "VARIANT_SEP",
     "ZooEntry",
     "cached_path",
     "demo_entry",
     "fetch",
     "get",
+    "has_probe_options",
     "is_cached",
+    "known",
     "list_entries",
     "load",
     "names",
     "register",
     "short_license",
+    "split_name",
     "table",
     "validate",
+    "variant_name",
 ]

@@ -7,7 +7,7 @@ import streamlit as st
 from nlviz import ui
 from nlviz.ui import compare as cmp
 
-st.set_page_config(page_title="nlviz · Compare", page_icon=":eye:", layout="wide")
+st.set_page_config(page_title="nlviz · Compare", page_icon=":eye:", layout="wide", menu_items=ui.MENU_ITEMS)
 ui.nav()
 ui.restore_view()
 st.title("Compare")

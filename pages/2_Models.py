@@ -6,7 +6,7 @@ import streamlit as st
 
 from nlviz import ui
 
-st.set_page_config(page_title="nlviz · Models", page_icon=":eye:", layout="wide")
+st.set_page_config(page_title="nlviz · Models", page_icon=":eye:", layout="wide", menu_items=ui.MENU_ITEMS)
 ui.nav()
 st.title("Models")
 

@@ -130,7 +130,7 @@ def at() -> AppTest:
 def test_loads_with_defaults(at):
     assert_view(at)
     options = ui.model_options()
-    expected = ui.DEFAULT_MODEL if ui.DEFAULT_MODEL in options else options[0]
+    expected = ui.default_model() if ui.default_model() in options else options[0]
     assert at.selectbox(key="model").value == expected
     assert at.selectbox(key="video").value in samples.bundled_samples()
     assert any(s.startswith(f"{STRIP_TITLE} {at.selectbox(key='block').value}") for s in subheaders(at))

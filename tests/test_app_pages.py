@@ -72,6 +72,13 @@ def reverse_strip(at: AppTest) -> tuple[list[str], list[str]]:
     return [], []
 
 
+def sidebar_sampling(at: AppTest) -> Sampling:
+    """The sampling the sidebar's widgets name (they start at the model's spec, from frame 0)."""
+    return Sampling(num_frames=int(at.number_input(key="sampling_frames").value),
+                    stride=int(at.number_input(key="sampling_stride").value),
+                    start_frame=int(at.number_input(key="sampling_start").value))
+
+
 def test_reverse_view_shows_who_attends_to_the_clicked_key():
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
     p, q = two_queries(at)
@@ -83,9 +90,9 @@ def test_reverse_view_shows_who_attends_to_the_clicked_key():
     assert len(captions) == at.slider(key="q_frame").max + 1 and any("key" in c for c in captions)
     assert at.query_params["reverse"] in ("1", ["1"])
 
-    # the numbers are the library's for the same key
+    # the numbers are the library's for the same key (and the clip the sidebar's sampling names)
     model = zoo.load(at.selectbox(key="model").value)
-    analysis = analyze(model, samples.bundled_samples()[at.selectbox(key="video").value], Sampling())
+    analysis = analyze(model, samples.bundled_samples()[at.selectbox(key="video").value], sidebar_sampling(at))
     x, y = query(at)
     rv = reverse_view(analysis.capture, analysis.clip, at.selectbox(key="block").value, at.slider(key="q_frame").value, x, y)
     shown = {m.label: m.value for m in at.metric}
@@ -150,7 +157,9 @@ def test_hiding_the_own_neighbourhood_changes_the_pictures_not_the_numbers():
 
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
     before, numbers = strip(at), metrics(at)
-    at.toggle(key="hide_own").set_value(True).run()
+    was_on = at.toggle(key="hide_own").value  # on by default for the I3D probe, off for trained blocks
+    assert any("own neighbourhood (hidden)" in c.value for c in at.caption) == was_on
+    at.toggle(key="hide_own").set_value(not was_on).run()
     assert_view(at)
     assert strip(at) != before and metrics(at) == numbers
-    assert any("own neighbourhood (hidden)" in c.value for c in at.caption)
+    assert any("own neighbourhood (hidden)" in c.value for c in at.caption) != was_on

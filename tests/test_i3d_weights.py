@@ -156,7 +156,7 @@ def test_zoo_fetch_and_load_use_an_sdist_placed_in_the_cache(patched, monkeypatc
     model = zoo.load(ZOO_NAME)
     assert zoo.is_cached(ZOO_NAME) and zoo.cached_path(ZOO_NAME) == cache / dm.CONVERTED
     assert list(model.probes) == [f"{s}.nl" for s in PROBE_STAGES]
-    assert {p.tau for p in model.probes.values()} == {0.1} and model.zoo_name == ZOO_NAME
+    assert {p.tau for p in model.probes.values()} == {0.15} and model.zoo_name == ZOO_NAME
     assert model.spec == zoo.get(ZOO_NAME).spec and not model.training
 
 
@@ -302,3 +302,51 @@ def test_a_checkpoint_of_another_network_is_refused(tmp_path):
     with pytest.raises(ValueError, match="does not fit"):
         dm.write_converted(dm.convert_variables(to_flax(state)), tmp_path / "never-written")
     assert list(tmp_path.iterdir()) == []
+
+
+# --- names with probe options ----------------------------------------------------------------
+
+
+def test_probe_option_names_are_canonical_and_round_trip():
+    assert zoo.variant_name(ZOO_NAME) == ZOO_NAME
+    assert zoo.variant_name(ZOO_NAME, tau=0.15, centre=True, stages=PROBE_STAGES) == ZOO_NAME  # the entry's own
+    name = zoo.variant_name(ZOO_NAME, tau=0.2, centre=False, stages=("Mixed_4f",))
+    assert name == f"{ZOO_NAME}@centre=0,stages=Mixed_4f,tau=0.2"  # sorted keys, 0/1, stages joined by +
+    assert zoo.split_name(name) == (ZOO_NAME, {"centre": False, "stages": ("Mixed_4f",), "tau": 0.2})
+    assert zoo.variant_name(name, tau=0.15) == f"{ZOO_NAME}@centre=0,stages=Mixed_4f"  # options merge
+    assert zoo.get(name) is zoo.get(ZOO_NAME) and zoo.known(name)
+    assert zoo.cached_path(name) == zoo.cached_path(ZOO_NAME)  # the same file
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        (f"{ZOO_NAME}@tau=0", "tau"),
+        (f"{ZOO_NAME}@tau=warm", "tau"),
+        (f"{ZOO_NAME}@stages=Mixed_9z", "Mixed_9z"),
+        (f"{ZOO_NAME}@centre=yes", "0 or 1"),
+        (f"{ZOO_NAME}@tau=0.2,tau=0.3", "twice"),
+        (f"{ZOO_NAME}@depth=3", "expected one of"),
+        ("demo.embedded_gaussian@tau=0.2", "no probe options"),
+        ("no.such@tau=0.2", "unknown zoo model"),
+    ],
+)
+def test_bad_probe_option_names_say_what_is_wrong(name, words):
+    assert not zoo.known(name)
+    with pytest.raises(KeyError, match=words):
+        zoo.split_name(name)
+    with pytest.raises(KeyError):
+        zoo.get(name)
+
+
+def test_loading_a_name_with_probe_options_builds_those_probes(patched, tmp_path):
+    from nlviz.export import load_model
+
+    dm.fetch(sdist=patched["sdist"])
+    name = zoo.variant_name(ZOO_NAME, tau=0.3, key_pool=True, stages=("Mixed_5c", "Mixed_3c"))
+    for model in (zoo.load(name), load_model(name)):  # the library's and the view specs' way
+        assert list(model.probes) == ["Mixed_3c.nl", "Mixed_5c.nl"]  # forward order
+        assert all(p.tau == 0.3 and p.subsample and p.centre for p in model.probes.values())
+        assert model.zoo_name == name and model.default_block == "Mixed_3c.nl"
+        for k, v in patched["model"].state_dict().items():
+            assert torch.equal(model.state_dict()[k], v), k

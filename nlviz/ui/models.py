@@ -3,7 +3,10 @@
 A model is named by a string everywhere in the app (cache keys, URLs, view specs):
 - a zoo name (``demo.embedded_gaussian``, ``i3d_nl5_r50.kinetics400_mmaction2_dot_product``);
 - ``file:<path>`` for a checkpoint on disk (typed in, or uploaded and saved under the cache,
-  in a file named by its hash so the same upload is stored once).
+  in a file named by its hash so the same upload is stored once);
+- a zoo name with probe options (``i3d_inception.kinetics400_probe@tau=0.2``, see
+  :func:`nlviz.zoo.variant_name`): the sidebar's probe settings. Such a model is built from the
+  loaded base model with :meth:`~nlviz.models.InceptionI3d.with_probe` (same weight tensors).
 Loaded models are shared by all browser sessions (``st.cache_resource``) and never mutated.
 """
 
@@ -19,7 +22,8 @@ import streamlit as st
 from .. import zoo
 from ..spec import ClipSpec
 
-DEFAULT_MODEL = "demo.embedded_gaussian"  # the paper's default instantiation
+DEFAULT_MODEL = "demo.embedded_gaussian"  # the paper's default instantiation, always bundled
+REAL_MODEL = "i3d_inception.kinetics400_probe"  # the default once its weights are on disk: real footage
 FILE_PREFIX = "file:"
 CHECKPOINT_TYPES = ["pth", "pt", "pyth", "pkl", "ckpt", "safetensors"]
 
@@ -35,10 +39,17 @@ class ModelInfo:
     spec: ClipSpec
     license: str = ""
     notes: str = ""
+    probe: bool = False  # feature-similarity probes, not trained non-local blocks
 
     @property
     def is_demo(self) -> bool:
         return self.source == "demo"
+
+
+def default_model() -> str:
+    """The model a new session opens on: DeepMind's I3D with the probe when its weights are on disk
+    (it means something on real footage), else the bundled embedded-Gaussian demo model."""
+    return REAL_MODEL if zoo.is_cached(REAL_MODEL) else DEFAULT_MODEL
 
 
 def is_file(name: str) -> bool:
@@ -67,8 +78,20 @@ def _load(name: str, stamp: str):
     return zoo.load(name)
 
 
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _variant(name: str):
+    """A zoo model with other probe options: a new model around the cached base model's weights."""
+    base, options = zoo.split_name(name)
+    model = get_model(base).with_probe(**options)  # the shared base model is left as it is
+    model.zoo_name = name
+    return model
+
+
 def get_model(name: str):
-    """The model called ``name`` (zoo name or ``file:<path>``), loaded once and shared (read-only)."""
+    """The model called ``name`` (zoo name, with or without probe options, or ``file:<path>``),
+    loaded once and shared (read-only)."""
+    if not is_file(name) and zoo.VARIANT_SEP in name:
+        return _variant(name)
     return _load(name, _file_stamp(name))
 
 
@@ -87,7 +110,7 @@ def model_info(name: str) -> ModelInfo:
         pairwise = kinds.pop() if len(kinds) == 1 else (", ".join(sorted(map(str, kinds))) or None)
         return ModelInfo(name, f"file: {Path(name[len(FILE_PREFIX):]).name}", "local file", pairwise, model.spec)
     e = zoo.get(name)
-    return ModelInfo(name, name, e.source, e.pairwise, e.spec, e.license, e.notes)
+    return ModelInfo(name, name, e.source, e.pairwise, e.spec, e.license, e.notes, zoo.has_probe_options(e))
 
 
 def model_options(*, with_attention: bool = True) -> list[str]:
@@ -229,14 +252,16 @@ def model_picker(*, key: str = "model", default: str | None = None, allow_downlo
     if not options:
         box.error("No model is available: the bundled demo weights are missing from assets/models/.")
         return None
-    default = default or DEFAULT_MODEL
+    default = default or default_model()
     if ss.get(key) not in options:
         ss[key] = default if default in options else options[0]
     name = box.selectbox("Model", options, format_func=option_label, key=key,
                          help="Bundled demo models are trained by nlviz on synthetic clips. Zoo models "
                               "(published Kinetics checkpoints) are downloaded once into the cache.")
-    if is_file(name) or zoo.is_cached(name):
+    if is_file(name):
         return name
+    if zoo.is_cached(name):
+        return probe_settings(name, key=key) if zoo.has_probe_options(zoo.get(name)) else name
     entry = zoo.get(name)
     box.info(f"{name} is not downloaded yet ({entry.size_mb or '?'} MB from {entry.source}). "
              + (f"Licence: {entry.license}." if entry.license else ""))
@@ -245,6 +270,63 @@ def model_picker(*, key: str = "model", default: str | None = None, allow_downlo
             st.rerun()
     st.info("Download the chosen model in the sidebar, or pick a bundled one.")
     return None
+
+
+PROBE_KEYS = ("stages", "tau", "centre", "key_pool")  # widgets of probe_settings: f"{key}_probe_{option}"
+
+
+def probe_settings(name: str, *, key: str = "model") -> str:
+    """Sidebar settings of a model's feature-similarity probes; the name of the model they give.
+
+    The defaults are the zoo entry's; a change gives another model name
+    (``<entry>@<options>``), so every cache keyed by the name keeps its settings apart.
+    """
+    from ..models.inception_i3d import MIXED_NAMES
+
+    defaults = zoo.get(name).build_kwargs()
+    ss = st.session_state
+    k = {opt: f"{key}_probe_{opt}" for opt in PROBE_KEYS}
+    ss.setdefault(k["stages"], list(defaults["stages"]))
+    ss.setdefault(k["tau"], float(defaults["tau"]))
+    ss.setdefault(k["centre"], bool(defaults["centre"]))
+    ss.setdefault(k["key_pool"], bool(defaults["key_pool"]))
+    for opt in PROBE_KEYS:  # keep them across runs and pages that do not draw them
+        ss[k[opt]] = ss[k[opt]]
+    with st.sidebar.expander("Probe settings", expanded=False):
+        st.caption("The probe is parameter-free: softmax over every space-time position of "
+                   "cos(feature of the query, feature of the key) / τ, after the chosen Inception modules.")
+        stages = st.multiselect("Stages", MIXED_NAMES, key=k["stages"],
+                                help="Inception modules whose output the probe attends over: Mixed_3b/3c 28x28 "
+                                     "cells at 224 px, Mixed_4b-4f 14x14, Mixed_5b/5c 7x7.")
+        tau = st.number_input("Temperature τ", min_value=0.01, max_value=2.0, step=0.01, format="%.2f",
+                              key=k["tau"], help="Smaller: sharper maps (only the most similar positions). "
+                                                 "Cosines lie in [-1, 1], so τ = 1 is nearly uniform.")
+        centre = st.toggle("Mean-centre the features", key=k["centre"],
+                           help="Subtract the clip's mean feature first: what every position shares no longer "
+                                "makes all cosines high.")
+        key_pool = st.toggle("Pool the keys 1x2x2", key=k["key_pool"],
+                             help="Max-pool the keys as the non-local blocks' subsampling does (4x fewer keys).")
+    if not stages:
+        st.sidebar.warning("Pick at least one stage; the default stages are used meanwhile.")
+        stages = list(defaults["stages"])
+    order = [s for s in MIXED_NAMES if s in stages]  # forward order, whatever the order picked
+    return zoo.variant_name(name, stages=tuple(order), tau=round(float(tau), 4), centre=bool(centre),
+                            key_pool=bool(key_pool))
+
+
+def restore_probe_settings(name: str, *, key: str = "model") -> str:
+    """For a model name with probe options (a shared link): put them into the settings' widgets;
+    returns the entry's plain name (what the model picker lists)."""
+    base, options = zoo.split_name(name)
+    if options:
+        defaults = zoo.get(base).build_kwargs()
+        merged = {**{opt: defaults[opt] for opt in PROBE_KEYS}, **options}
+        ss = st.session_state
+        ss[f"{key}_probe_stages"] = list(merged["stages"])
+        ss[f"{key}_probe_tau"] = float(merged["tau"])
+        ss[f"{key}_probe_centre"] = bool(merged["centre"])
+        ss[f"{key}_probe_key_pool"] = bool(merged["key_pool"])
+    return base
 
 
 def zoo_table() -> None:

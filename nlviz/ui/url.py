@@ -2,6 +2,7 @@
 
     ?model=demo.embedded_gaussian&video=synthetic_11&frame=8&x=31.5&y=40.0&block=res3.1.nl
     ?models=demo.gaussian,demo.dot_product&video=synthetic_11&frame=8&x=31.5&y=40.0   (Compare)
+    ?model=i3d_inception.kinetics400_probe@tau=0.2&video=bigbuckbunny&...           (probe settings)
 
 Read once when a browser session starts (a shared link), written after every run (so the
 address bar always holds the current view). Only bundled samples can be named in a URL; an
@@ -16,7 +17,7 @@ import math
 import streamlit as st
 
 from .. import samples, zoo
-from .models import is_file
+from .models import is_file, restore_probe_settings
 
 _RESTORED = "_url_restored"
 
@@ -37,9 +38,11 @@ def restore_view(*, model_key: str = "model", video_key: str = "video") -> None:
     ss[_RESTORED] = True
     qp = st.query_params
     model = qp.get("model")
-    if model and (model in zoo.names() or is_file(model)):
+    if model and is_file(model):
         ss[model_key] = model
-    several = [m for m in (qp.get("models") or "").split(",") if m in zoo.names() or is_file(m)]
+    elif model and zoo.known(model):  # probe options go to their widgets, the entry to the picker
+        ss[model_key] = restore_probe_settings(model, key=model_key)
+    several = [m for m in (qp.get("models") or "").split(",") if zoo.known(m) or is_file(m)]
     if len(several) >= 2:
         ss["compare_models"] = several[:4]
     video = qp.get("video")
