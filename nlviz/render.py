@@ -147,18 +147,24 @@ def overlay(frames: np.ndarray, heat: np.ndarray, scale: ValueRange, alpha: floa
     """
     if frames.shape[:3] != heat.shape:
         raise ValueError(f"frames {frames.shape[:3]} and heat maps {heat.shape} differ in shape")
-    nan = np.isnan(heat)[..., None]
-    color = colorize(heat, scale).astype(np.float32)
-    base = frames.astype(np.float32)
+    nan = np.isnan(heat)
+    color = colorize(heat, scale)
+    # out = frame * f + colour * g, with per-pixel factors f, g (T, H, W): the (T, H, W, 3) work is
+    # two multiplies and an add, in place (a click redraws every frame of the clip)
     if scale.signed:
-        out = base * (1 - alpha) + color * alpha
+        f = np.full(heat.shape, 1 - alpha, np.float32)
+        g = np.full(heat.shape, alpha, np.float32)
     else:
         span = scale.vmax - scale.vmin or 1.0
-        w = np.clip((np.nan_to_num(heat, nan=0.0) - scale.vmin) / span, 0, 1)[..., None] ** 0.5
-        shade = base * (1 - alpha * 0.8 * (1 - w))  # low weight: darker frame
-        out = shade * (1 - alpha * w) + color * (alpha * w)  # high weight: colour on top
-    out = np.where(nan, base * 0.45, out)
-    return np.clip(out, 0, 255).astype(np.uint8)
+        w = np.sqrt(np.clip((np.where(nan, scale.vmin, heat) - scale.vmin) / span, 0, 1)).astype(np.float32)
+        f = (1 - alpha * 0.8 * (1 - w)) * (1 - alpha * w)  # low weight: darker frame
+        g = alpha * w  # high weight: colour on top
+    f[nan], g[nan] = 0.45, 0.0  # outside the model's view: dimmed, uncoloured
+    out = frames.astype(np.float32)
+    out *= f[..., None]
+    out += color * g[..., None]
+    np.clip(out, 0, 255, out=out)
+    return out.astype(np.uint8)
 
 
 @dataclass(frozen=True)
