@@ -350,3 +350,22 @@ def test_loading_a_name_with_probe_options_builds_those_probes(patched, tmp_path
         assert model.zoo_name == name and model.default_block == "Mixed_3c.nl"
         for k, v in patched["model"].state_dict().items():
             assert torch.equal(model.state_dict()[k], v), k
+
+
+def test_attend_with_probe_options_writes_a_spec_that_reproduces_the_row(patched, tmp_path, capsys):
+    from nlviz import cli
+    from nlviz.export import ViewSpec, reproduce
+
+    dm.fetch(sdist=patched["sdist"])
+    name = f"{ZOO_NAME}@centre=0,tau=0.3"
+    code = cli.main(["attend", "sample:bigbuckbunny", "--model", name, "--block", "Mixed_5c.nl", "--frame", "4",
+                     "--xy", "300", "180", "--frames", "8", "--formats", "npy,json", "--out", str(tmp_path / "v")])
+    out = capsys.readouterr().out.split()
+    assert code == 0 and sorted(Path(p).suffix for p in out) == [".json", ".npy"]
+    spec = ViewSpec.from_json(next(Path(p) for p in out if p.endswith(".json")).read_text())
+    assert spec.model == name and spec.checkpoint_sha256 == dm.sha256_file(dm.converted_path())
+    row = np.load(next(p for p in out if p.endswith(".npy")))
+    assert row.shape == (1, 7, 7)  # 8 frames: Mixed_5c's time axis is 1
+    assert np.array_equal(reproduce(spec)[0].row, row)
+    assert cli.main(["attend", "sample:bigbuckbunny", "--model", f"{ZOO_NAME}@tau=-1"]) == 2
+    assert "tau must be a positive number" in capsys.readouterr().err
