@@ -200,16 +200,19 @@ def temporal_profile(row: np.ndarray | Tensor) -> np.ndarray:
 
 
 def draw_marker(frame: np.ndarray, x: float, y: float, color=(0, 255, 0), radius: int | None = None) -> np.ndarray:
-    """A copy of ``frame`` with a crosshair circle at (x, y): the query."""
+    """A copy of ``frame`` with a crosshair circle at (x, y): the query.
+
+    The crosshair is drawn over a black halo one pixel wider on each side, so that it stands out
+    on any background (a green crosshair alone vanishes on grass)."""
     out = frame.copy()
     r = radius or max(3, min(frame.shape[:2]) // 40)
     c = (int(round(x)), int(round(y)))
     thick = max(1, r // 3)
-    cv2.circle(out, c, r, color, thick, lineType=cv2.LINE_AA)
-    cv2.line(out, (c[0] - 2 * r, c[1]), (c[0] - r, c[1]), color, thick, lineType=cv2.LINE_AA)
-    cv2.line(out, (c[0] + r, c[1]), (c[0] + 2 * r, c[1]), color, thick, lineType=cv2.LINE_AA)
-    cv2.line(out, (c[0], c[1] - 2 * r), (c[0], c[1] - r), color, thick, lineType=cv2.LINE_AA)
-    cv2.line(out, (c[0], c[1] + r), (c[0], c[1] + 2 * r), color, thick, lineType=cv2.LINE_AA)
+    for col, width in (((0, 0, 0), thick + 2), (color, thick)):
+        cv2.circle(out, c, r, col, width, lineType=cv2.LINE_AA)
+        for (ax, ay), (bx, by) in (((-2, 0), (-1, 0)), ((1, 0), (2, 0)), ((0, -2), (0, -1)), ((0, 1), (0, 2))):
+            cv2.line(out, (c[0] + ax * r, c[1] + ay * r), (c[0] + bx * r, c[1] + by * r), col, width,
+                     lineType=cv2.LINE_AA)
     return out
 
 
