@@ -214,6 +214,8 @@ def _attend(args: argparse.Namespace) -> int:
     clip = analysis.clip
     print(f"{args.model} on {args.video}: query frame {frame} (source frame {clip.indices[frame]}), "
           f"pixel ({x:g}, {y:g})", file=sys.stderr)
+    if analysis.note:
+        print(f"note: {analysis.note}", file=sys.stderr)
     for block in [args.block] if args.block else blocks:
         view = query_view(analysis.capture, clip, block, frame, x, y, thumbs=analysis.thumbs)
         spec = view_spec(model_name, video_name, sampling, block, frame, x, y, view.pairwise)
@@ -249,6 +251,9 @@ def _compare(args: argparse.Namespace) -> int:
         model, _ = _load(name)
         analyses[name] = _analyze(model, name, video, sampling, args.width)
     frame, x, y = _query(args, analyses[names[0]].clip)
+    for name, analysis in analyses.items():
+        if analysis.note:
+            print(f"note: {name}: {analysis.note}", file=sys.stderr)
     comp = compare(analyses, frame, x, y, shared_scale=args.shared_scale)
     for (row, model), note in comp.notes.items():
         print(f"note: {row}, {model}: {note}", file=sys.stderr)

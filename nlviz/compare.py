@@ -29,7 +29,7 @@ import numpy as np
 
 from .capture import BlockCapture, Capture, OutOfGridError
 from .explore import Analysis, QueryView, query_view, thumbnails
-from .render import ValueRange, draw_marker, montage, value_range
+from .render import ValueRange, draw_marker, fit_text, montage, value_range
 from .video import OutsideCropError
 
 Key = tuple[str, str]  # (row label, model name)
@@ -471,19 +471,6 @@ def _text(img: np.ndarray, text: str, org: tuple[int, int], scale: float = 0.45,
     cv2.putText(img, text, org, _FONT, scale, color, 1, cv2.LINE_AA)
 
 
-def _fit(text: str, width: int, scale: float) -> list[str]:
-    """Split ``text`` into lines that fit ``width`` pixels at font ``scale``."""
-    lines, line = [], ""
-    for word in text.split():
-        trial = f"{line} {word}".strip()
-        if line and cv2.getTextSize(trial, _FONT, scale, 1)[0][0] > width:
-            lines.append(line)
-            line = word
-        else:
-            line = trial
-    return lines + ([line] if line else [])
-
-
 def _shorten(text: str, width: int, scale: float) -> str:
     """``text``, cut with '..' where it would be wider than ``width`` pixels."""
     if cv2.getTextSize(text, _FONT, scale, 1)[0][0] <= width:
@@ -537,7 +524,7 @@ def comparison_image(comp: Comparison, *, columns: int | None = None, pad: int =
         _text(img, _shorten(m, cw, 0.5), (x0, HEADER_HEIGHT - 10), 0.5)
     for i, row in enumerate(comp.rows):
         y0 = HEADER_HEIGHT + GAP + i * (ch + CAPTION_HEIGHT + GAP)
-        for n, line in enumerate(_fit(row.label, LABEL_WIDTH - 8, 0.45)[:3]):
+        for n, line in enumerate(fit_text(row.label, LABEL_WIDTH - 8, 0.45)[:3]):
             _text(img, line, (6, y0 + 16 + 18 * n))
         for n, (kind, s) in enumerate(comp.scale.get(row.label, {}).items()):
             _text(img, f"{kind} {s.vmin:.3g}..{s.vmax:.3g}", (6, y0 + 72 + 16 * n), 0.35, (90, 90, 90))
@@ -547,7 +534,7 @@ def comparison_image(comp: Comparison, *, columns: int | None = None, pad: int =
             cell = cells.get(key)
             if cell is None:
                 img[y0 : y0 + ch, x0 : x0 + cw] = 225
-                for n, line in enumerate(_fit(comp.notes.get(key, "no view"), cw - 12, 0.4)[: max(1, ch // 16 - 1)]):
+                for n, line in enumerate(fit_text(comp.notes.get(key, "no view"), cw - 12, 0.4)[: max(1, ch // 16 - 1)]):
                     _text(img, line, (x0 + 6, y0 + 18 + 16 * n), 0.4, (60, 60, 60))
                 continue
             img[y0 : y0 + cell.shape[0], x0 : x0 + cell.shape[1]] = cell

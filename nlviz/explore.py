@@ -54,6 +54,7 @@ class Analysis:
     labels: list[str] | None  # class names, when the model has a label set
     thumbs: tuple[np.ndarray, float]  # (thumbnails (T, h, w, 3), scale factor) for the overlay strip
     default_block: str | None = None  # the block to show first (the model's ``default_block``, else the first)
+    note: str | None = None  # what every picture of this model must say (the probe's label), else None
 
     def top_predictions(self, k: int = 5) -> list[tuple[str, float]]:
         """The k most probable classes as (name, probability)."""
@@ -83,7 +84,7 @@ def analyze(model: nn.Module, source, sampling: Sampling = Sampling(), *, thumb_
         progress(1.0, "done")
     default_block = getattr(model, "default_block", None)
     return Analysis(clip, cap, probs, label_names(model.spec.labels), thumbnails(clip.frames, thumb_width),
-                    default_block if default_block in cap.blocks else cap.blocks[0])
+                    default_block if default_block in cap.blocks else cap.blocks[0], getattr(model, "probe_label", None))
 
 
 class ScaledGeometry:

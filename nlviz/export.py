@@ -35,7 +35,7 @@ import numpy as np
 
 from .download import sha256_file
 from .explore import Analysis, QueryView, Sampling, analyze, query_view
-from .render import ValueRange, colorize, draw_marker, montage
+from .render import ValueRange, colorize, draw_marker, montage, text_strip
 
 SPEC_VERSION = 1
 FORMATS = ("png", "gif", "mp4", "npy", "json")
@@ -351,7 +351,8 @@ def montage_image(
     """Every frame's overlay tiled row-major (``columns`` per line), the query marked: RGB uint8.
 
     ``frame``, ``x``, ``y``: the query in displayed-frame pixels. Captions name each frame's
-    number; the legend strip (LEGEND_HEIGHT pixels) under the tiles shows the colour scale.
+    number; the legend strip (LEGEND_HEIGHT pixels) under the tiles shows the colour scale, and
+    the model's note (the I3D probe's label: not a trained non-local network) heads the picture.
     """
     tiles = list(overlay_frames(view, query_marker(analysis, view, frame, x, y)))
     if captions:
@@ -359,6 +360,8 @@ def montage_image(
     img = montage(tiles, max(1, min(columns, len(tiles))), pad=PAD)
     if legend:
         img = np.concatenate([img, _legend(img.shape[1], view.scale)])
+    if analysis.note:
+        img = np.concatenate([text_strip(img.shape[1], analysis.note), img])
     return img
 
 

@@ -216,6 +216,29 @@ def draw_marker(frame: np.ndarray, x: float, y: float, color=(0, 255, 0), radius
     return out
 
 
+def fit_text(text: str, width: int, scale: float) -> list[str]:
+    """Split ``text`` into lines that fit ``width`` pixels in OpenCV's simplex font at ``scale``."""
+    lines, line = [], ""
+    for word in text.split():
+        trial = f"{line} {word}".strip()
+        if line and cv2.getTextSize(trial, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] > width:
+            lines.append(line)
+            line = word
+        else:
+            line = trial
+    return lines + ([line] if line else [])
+
+
+def text_strip(width: int, text: str, scale: float = 0.45, color=(30, 30, 30)) -> np.ndarray:
+    """A white strip ``width`` pixels wide holding ``text``, wrapped to fit: (h, width, 3) uint8."""
+    lines = fit_text(text, max(width - 8, 8), scale)
+    step = int(round(22 * scale / 0.45))
+    strip = np.full((step * len(lines) + 8, width, 3), 255, np.uint8)
+    for n, line in enumerate(lines):
+        cv2.putText(strip, line, (4, step * (n + 1)), cv2.FONT_HERSHEY_SIMPLEX, scale, color, 1, cv2.LINE_AA)
+    return strip
+
+
 def draw_rect(frame: np.ndarray, rect: tuple[float, float, float, float], color=(255, 255, 0),
               thickness: int | None = None) -> np.ndarray:
     """A copy of ``frame`` with rectangle (x0, y0, x1, y1) outlined (e.g. the model's crop).

