@@ -75,9 +75,10 @@ def analyze(model: nn.Module, source, sampling: Sampling = Sampling(), *, thumb_
 
     if progress:
         progress(0.0, "decoding video")
-    clip = load_clip(source, spec=model.spec, **sampling.kwargs())
+    decoding = (lambda f, message: progress(0.5 * f, f"decoding video: {message}")) if progress else None
+    clip = load_clip(source, spec=model.spec, progress=decoding, **sampling.kwargs())
     if progress:
-        progress(0.5, "running the model")
+        progress(0.5, f"running the model on {clip.input.shape[2]} frames")
     logits, cap = record(model, clip.input)
     probs = torch.softmax(logits.float(), dim=-1)[0].cpu().numpy()
     if progress:
