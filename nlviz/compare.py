@@ -12,7 +12,8 @@ frames it covers, at one common resolution; correlation and Jensen-Shannon diver
 taken between those densities over the frames both clips share (by source frame index).
 
 Blocks are paired by name (same name, same row), else by stage ("res3", "res4", ...) and
-ordinal within the stage; a model without a block at a comparable stage gets an empty cell
+ordinal within the stage (Inception-v1's Mixed_3x/4x/5x modules count as res3/res4/res5: the
+same spatial strides, 8, 16 and 32 pixels); a model without a block at a comparable stage gets an empty cell
 with a note, as does a model that does not see the query pixel (outside its centre crop).
 """
 
@@ -47,14 +48,20 @@ class BlockRow:
     """
 
     label: str  # the shared block name ("res3.1.nl"), or stage and ordinal ("res3 #2")
-    stage: str  # "res3", or the part of an Inception-style name before the first dot
+    stage: str  # "res3" (Inception's Mixed_3x counts as res3), else the part of the name before the first dot
     blocks: dict[str, str | None]
 
 
 def block_stage(name: str) -> str:
-    """The stage a block belongs to: the "resN" component of its name, else the part before the first dot."""
+    """The stage a block belongs to: the "resN" component of its name; for Inception-v1 modules
+    ("Mixed_4f.nl") the ResNet stage of the same spatial stride ("res4": 14x14 cells at 224 px,
+    like res4); else the part of the name before the first dot."""
     m = re.search(r"(?:^|\.)(res\d+)(?=\.|$)", name)
-    return m.group(1) if m else name.split(".", 1)[0]
+    if m:
+        return m.group(1)
+    first = name.split(".", 1)[0]
+    m = re.fullmatch(r"Mixed_([345])[a-z]", first)
+    return f"res{m.group(1)}" if m else first
 
 
 def _stage_key(stage: str, first_seen: int) -> tuple[int, int]:

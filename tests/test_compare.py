@@ -61,15 +61,16 @@ def test_blocks_match_by_name_then_by_stage_and_ordinal():
     rows = match_blocks({
         "a": ["res3.1.nl", "res3.3.nl", "res4.1.nl"],
         "b": ["res3.1.nl", "res3.2.nl", "res4.0.nl", "res4.2.nl"],
-        "c": ["Mixed_4b.nl"],
+        "c": ["Mixed_4b.nl", "Mixed_5c.nl"],  # Inception-v1: Mixed_4x at res4's stride (16 px), Mixed_5x at res5's
+        "d": ["head.nl"],
     })
     by_label = {r.label: r.blocks for r in rows}
-    assert [r.label for r in rows] == ["res3.1.nl", "res3 #1", "res4 #1", "res4.2.nl", "Mixed_4b.nl"]
-    assert by_label["res3.1.nl"] == {"a": "res3.1.nl", "b": "res3.1.nl", "c": None}
-    assert by_label["res3 #1"] == {"a": "res3.3.nl", "b": "res3.2.nl", "c": None}
-    assert by_label["res4 #1"] == {"a": "res4.1.nl", "b": "res4.0.nl", "c": None}
-    assert by_label["res4.2.nl"] == {"a": None, "b": "res4.2.nl", "c": None}
-    assert rows[-1].stage == "Mixed_4b"
+    assert [r.label for r in rows] == ["res3.1.nl", "res3 #1", "res4 #1", "res4.2.nl", "Mixed_5c.nl", "head.nl"]
+    assert by_label["res3.1.nl"] == {"a": "res3.1.nl", "b": "res3.1.nl", "c": None, "d": None}
+    assert by_label["res3 #1"] == {"a": "res3.3.nl", "b": "res3.2.nl", "c": None, "d": None}
+    assert by_label["res4 #1"] == {"a": "res4.1.nl", "b": "res4.0.nl", "c": "Mixed_4b.nl", "d": None}
+    assert by_label["res4.2.nl"] == {"a": None, "b": "res4.2.nl", "c": None, "d": None}
+    assert [r.stage for r in rows[-2:]] == ["res5", "head"]
 
 
 # ----------------------------------------------------------------------------- the pixel grid

@@ -482,8 +482,7 @@ def caption_for(model_name: str, video: VideoChoice, analysis: Analysis) -> None
     clip = analysis.clip
     t = len(clip.frames)
     how = {None: "spread over the video", 1: "in a row"}.get(clip.stride, f"every {clip.stride} frames")
-    kind = "feature-similarity probe, softmax(cos / τ)" if entry.probe else entry.pairwise or "no non-local block"
-    st.caption(f"**{entry.label}** · {kind} · {entry.source} · "
+    st.caption(f"**{entry.label}** · {entry.kind} · {entry.source} · "
                f"**{video.label}**: {t} frames {how} (source frames {clip.indices[0]}–{clip.indices[-1]}, "
                f"{clip.fps:.3g} fps), {clip.frames.shape[2]}x{clip.frames.shape[1]} px shown, model input "
                f"{clip.input.shape[-1]}x{clip.input.shape[-2]}")

@@ -90,7 +90,7 @@ def comparison_grid(comp, analyses: dict[str, Analysis]) -> None:
     cols = st.columns(len(comp.models))
     for col, m in zip(cols, comp.models):
         info = model_info(m)
-        col.markdown(f"**{info.label}**  \n{info.pairwise or 'no non-local block'}")
+        col.markdown(f"**{info.label}**  \n{info.kind}")
     for row in comp.rows:
         st.markdown(f"##### {row.label}")
         views = [comp.views[(row.label, m)] for m in comp.models]

@@ -45,6 +45,11 @@ class ModelInfo:
     def is_demo(self) -> bool:
         return self.source == "demo"
 
+    @property
+    def kind(self) -> str:
+        """What computes its attention, in a few words: the pairwise function, or the probe."""
+        return "feature-similarity probe, softmax(cos / τ)" if self.probe else self.pairwise or "no non-local block"
+
 
 def default_model() -> str:
     """The model a new session opens on: DeepMind's I3D with the probe when its weights are on disk
