@@ -9,10 +9,18 @@ counts with the fraction of its pixels (over the frames it covers) that the obje
 
 Rows of dot_product / concatenation blocks are f / N, not distributions: their mass is taken
 as |f| / N (stated wherever the figure is reported).
+
+A high score alone does not show that a block follows *the query's* object: a block that sends
+every query to the objects in general (a query-independent map, as Cao et al., GCNet 2019,
+found for trained non-local blocks) scores well above chance too. So each score comes with a
+control: the same score for the block's mean row over all queries of the clip, which is the
+same map for every query. ``ratio / control_ratio`` near 1 means the attention is about where
+the objects are, not about which one was clicked.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,10 +37,16 @@ class TrackingScore:
     score: float  # mean share of other-frame attention mass on the query's object
     chance: float  # mean share a uniform row would give
     queries: int
+    control: float = float("nan")  # mean share the block's query-independent mean row gives
 
     @property
     def ratio(self) -> float:
         return self.score / self.chance if self.chance > 0 else float("nan")
+
+    @property
+    def control_ratio(self) -> float:
+        """The control's score against chance: what attending to the same map for every query reaches."""
+        return self.control / self.chance if self.chance > 0 else float("nan")
 
 
 def _key_object_fraction(mask: np.ndarray, obj: int, key_shape, input_shape) -> np.ndarray:
@@ -63,6 +77,13 @@ def tracking_scores(
     sums: dict[str, list[float]] = {}
     for clip, mask in zip(clips, masks):
         _, cap = record(model, to_tensor(clip))
+        # the control: every block's mean |row| over all its queries (chunked: never the whole matrix)
+        mean_rows = {}
+        for b in cap:
+            total = torch.zeros(b.key_shape, dtype=torch.float64)
+            for _, rows in b.row_chunks():
+                total += rows.abs().double().sum(0).reshape(b.key_shape)
+            mean_rows[b.name] = (total / math.prod(b.query_shape)).numpy()
         t_in, h_in, w_in = mask.shape
         objs = [o for o in np.unique(mask) if o >= 0]
         for _ in range(queries_per_clip):
@@ -86,8 +107,12 @@ def tracking_scores(
                     continue
                 score = float((row[other] * frac[other]).sum() / mass)
                 chance = float(frac[other].mean())
-                acc = sums.setdefault(b.name, [0.0, 0.0, 0])
+                mean_row = mean_rows[b.name]
+                control_mass = mean_row[other].sum()
+                control = float((mean_row[other] * frac[other]).sum() / control_mass) if control_mass > 0 else 0.0
+                acc = sums.setdefault(b.name, [0.0, 0.0, 0, 0.0])
                 acc[0] += score
                 acc[1] += chance
                 acc[2] += 1
-    return [TrackingScore(name, s / n, c / n, n) for name, (s, c, n) in sums.items() if n]
+                acc[3] += control
+    return [TrackingScore(name, s / n, c / n, n, k / n) for name, (s, c, n, k) in sums.items() if n]
