@@ -252,11 +252,14 @@ def _or_warning(compute, analysis: Analysis, block: str, query: Query, **kwargs)
         return None
 
 
+TOPK_MAX = 50  # the top-k arrows' slider goes this far; the view keeps that many keys
+
+
 def query_view_or_error(analysis: Analysis, block: str, query: Query, **kwargs):
     """The per-click computation, or a clear warning when the query is outside the model's view."""
     from ..explore import query_view
 
-    return _or_warning(query_view, analysis, block, query, **kwargs)
+    return _or_warning(query_view, analysis, block, query, topk=TOPK_MAX, **kwargs)
 
 
 def reverse_view_or_error(analysis: Analysis, block: str, query: Query, **kwargs):
@@ -363,9 +366,12 @@ def topk_arrows(analysis: Analysis, view, query: Query) -> None:
     """The paper's Fig. 3: arrows from the query to its top-k keys across frames."""
     from ..render import arrows_montage
 
-    with st.expander("Top-k arrows (as in the paper's Fig. 3)", expanded=False):
+    box = st.expander("Top-k arrows (as in the paper's Fig. 3)", key="topk_open", on_change="rerun")
+    if not box.open:  # lazy: drawn only while open, so a click costs nothing here otherwise
+        return
+    with box:
         st.session_state["topk"] = st.session_state.get("topk", 20)
-        k = st.slider("k", 1, 100, key="topk")
+        k = st.slider("k", 1, TOPK_MAX, key="topk")
         top = view.top[:k]
         thumbs, factor = analysis.thumbs
         cols = min(8, len(thumbs))
@@ -378,7 +384,10 @@ def all_blocks(analysis: Analysis, query: Query, *, hide_own: int | None = None)
     from ..explore import query_view
     from ..render import montage
 
-    with st.expander("All blocks", expanded=False):
+    box = st.expander("All blocks", key="all_blocks_open", on_change="rerun")
+    if not box.open:  # lazy: every block's views are computed only while it is open
+        return
+    with box:
         for b in analysis.capture:
             try:
                 v = query_view(analysis.capture, analysis.clip, b.name, query.frame, query.x, query.y,
