@@ -309,3 +309,11 @@ def test_download_module_is_stdlib_only():
         n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module and n.level == 0
     }
     assert roots <= set(sys.stdlib_module_names) | {"__future__"}
+
+
+@pytest.mark.parametrize("source", zoo.SOURCES)
+def test_cli_zoo_takes_every_source(source, capsys):
+    """`nlviz zoo --source` lists its choices without importing the zoo: they must stay the zoo's."""
+    assert cli.main(["zoo", "--source", source]) == 0
+    rows = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:] if line.strip()]
+    assert rows == zoo.names(source)
