@@ -11,21 +11,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
 
-from nlviz import capture_attention
 from nlviz.models import build
 
-
-def timed(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+from _timing import captured_forward, forward, timed
 
 
 def main() -> None:
@@ -39,17 +30,8 @@ def main() -> None:
     clip = torch.randn(1, 3, args.frames, args.size, args.size)
     print(f"I3D-R50 NL5, clip 1x3x{args.frames}x{args.size}x{args.size}, {torch.get_num_threads()} threads")
 
-    def plain():
-        with torch.no_grad():
-            model(clip)
-
-    caps = []
-
-    def captured():
-        with torch.no_grad(), capture_attention(model) as cap:
-            model(clip)
-        caps[:] = [cap]
-
+    plain = forward(model, clip)
+    captured, caps = captured_forward(model, clip)
     plain()  # warm-up
     # interleave so that drift in machine load hits both sides alike
     t_plain, t_cap = [], []

@@ -15,22 +15,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
 
-from nlviz import capture_attention
 from nlviz.checkpoints import deepmind_i3d
 from nlviz.models import PROBE_STAGES, build
 
-
-def timed(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+from _timing import captured_forward, forward, timed
 
 
 def main() -> None:
@@ -57,21 +48,8 @@ def main() -> None:
         clip = torch.rand(1, 3, frames, args.size, args.size) * 2 - 1
         print(f"\nclip 1x3x{frames}x{args.size}x{args.size}")
 
-        def plain():
-            with torch.no_grad():
-                plain_model(clip)
-
-        def probes():
-            with torch.no_grad():
-                probed(clip)
-
-        caps = []
-
-        def captured():
-            with torch.no_grad(), capture_attention(probed) as cap:
-                probed(clip)
-            caps[:] = [cap]
-
+        plain, probes = forward(plain_model, clip), forward(probed, clip)
+        captured, caps = captured_forward(probed, clip)
         plain()  # warm-up
         t_plain, t_probe, t_cap = [], [], []
         for _ in range(args.repeats):  # interleaved: drift in machine load hits all three alike
