@@ -1,4 +1,4 @@
-"""nlviz — Explore: click a pixel, see where it attends in every frame, block by block."""
+"""nlviz — Explore: hover or click a pixel, see where it attends in every frame, block by block."""
 
 from __future__ import annotations
 
@@ -16,38 +16,56 @@ if model_name is None:
     st.stop()
 video = ui.video_picker(default=ui.default_video_for(model_name))
 sampling: Sampling = ui.sampling_controls(ui.model_spec(model_name))
+interactive = ui.interactive_toggle()
 if video is None:
     st.stop()
 analysis = ui.analysis_or_error(model_name, video, sampling)
 if analysis is None:
     st.stop()
 
-st.title("Explore")
 ui.caption_for(model_name, video, analysis)
-query = ui.query_state(analysis)
-block = ui.block_picker(analysis)
-c1, c2 = st.columns(2)
-with c1:
+c = st.columns([4, 2, 2, 2], vertical_alignment="bottom")
+with c[0]:
+    block = ui.block_picker(analysis)
+with c[1]:
+    style = ui.overlay_style()
+with c[2]:
     reverse = ui.direction_toggle()
-with c2:
+with c[3]:
     hide_own = ui.hide_own_toggle(default=ui.model_info(model_name).probe)
-ui.write_view(model_name, video, query, block, reverse="1" if reverse else "")
 
-left, right = st.columns([3, 2], gap="medium")
-with left:
-    ui.query_frame(analysis, query)
-with right:
-    ui.predictions(analysis)
-if reverse:  # the clicked pixel as a key: which queries attend to it
-    rview = ui.reverse_view_or_error(analysis, block, query)
-    if rview is not None:
-        ui.reverse_strip(analysis, rview, query)
-else:
-    view = ui.query_view_or_error(analysis, block, query, hide_own=hide_own)
-    if view is not None:
-        ui.attention_strip(analysis, view, query, hidden=hide_own is not None)
-        ui.attention_numbers(analysis, view)
-        ui.topk_arrows(analysis, view, query)
-        ui.all_blocks(analysis, query, hide_own=hide_own)
-        ui.export_buttons(model_name, video, sampling, analysis, view, query)
+
+@st.fragment
+def view() -> None:
+    """What a click changes (the pinned query): reruns alone, the sidebar and pickers stay as they are."""
+    query = ui.query_state(analysis)
+    ui.write_view(model_name, video, query, block, reverse="1" if reverse else "",
+                  view="" if interactive else "server")
+    if reverse:  # the clicked pixel as a key: which queries attend to it
+        ui.query_frame(analysis, query)
+        rview = ui.reverse_view_or_error(analysis, block, query)
+        if rview is not None:
+            ui.reverse_strip(analysis, rview, query)
+        return
+    qview = ui.query_view_or_error(analysis, block, query, hide_own=hide_own, style=style)
+    if not (interactive and ui.attention_view(model_name, video, sampling, analysis, block, query,
+                                              hide_own=hide_own, style=style, view=qview)):
+        ui.query_frame(analysis, query)
+        if qview is not None:
+            ui.attention_strip(analysis, qview, query, hidden=hide_own is not None)
+    else:
+        ui.query_inputs(analysis)
+    if qview is None:
+        return
+    left, right = st.columns([3, 2], gap="medium")
+    with left:
+        ui.attention_numbers(analysis, qview)
+    with right:
+        ui.predictions(analysis)
+    ui.topk_arrows(analysis, qview, query)
+    ui.all_blocks(analysis, query, hide_own=hide_own, style=style)
+    ui.export_buttons(model_name, video, sampling, analysis, qview, query)
+
+
+view()
 ui.how_to_read()

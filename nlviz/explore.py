@@ -160,6 +160,7 @@ def query_view(
     scale: ValueRange | None = None,
     thumbs: tuple[np.ndarray, float] | None = None,
     hide_own: int | None = None,
+    style: str = "darken",
 ) -> QueryView:
     """Compute the view of ``block`` for the query at displayed frame ``frame``, pixel (x, y).
 
@@ -170,6 +171,7 @@ def query_view(
     its own key time slice, drawn like pixels the block does not see and left out of the colour
     scale and the top-k (feature-similarity maps are dominated by the query's own
     neighbourhood); the numbers (entropy, profile, shares) still describe the whole row.
+    ``style``: how the overlays are drawn (:func:`nlviz.render.overlay`).
     Raises :class:`nlviz.video.OutsideCropError` for a pixel outside what the model sees.
     """
     b: BlockCapture = cap[block]
@@ -193,7 +195,7 @@ def query_view(
         cell=cell,
         row=row,
         heat=heat,
-        overlays=overlay(small, heat, scale, alpha),
+        overlays=overlay(small, heat, scale, alpha, style),
         scale=scale,
         top=[k for k in top_keys(shown, b, clip.geometry, topk) if np.isfinite(k.weight)],
         profile=profile,

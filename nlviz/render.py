@@ -136,26 +136,41 @@ def colorize(heat: np.ndarray, scale: ValueRange) -> np.ndarray:
     return rgb
 
 
-def overlay(frames: np.ndarray, heat: np.ndarray, scale: ValueRange, alpha: float = 0.6) -> np.ndarray:
+OVERLAY_STYLES = ("heat", "darken")
+
+
+def overlay(frames: np.ndarray, heat: np.ndarray, scale: ValueRange, alpha: float = 0.6,
+            style: str = "darken") -> np.ndarray:
     """Draw heat maps over frames: (T, H, W, 3) uint8 + (T, H, W) -> (T, H, W, 3) uint8.
 
-    Sequential scales (softmax weights): the frame is darkened where the weight is low and
-    tinted with the colour map where it is high, so the attended regions stand out as the
-    bright part of the picture; ``alpha`` is the strength of both. Signed scales: the diverging
-    colour is blended at ``alpha`` everywhere (white = 0, so zero weights leave a pale frame).
+    ``style="darken"``: sequential scales (softmax weights) darken the frame where the weight is
+    low and tint it with the colour map where it is high, so the attended regions are the bright
+    part of the picture; ``alpha`` is the strength of both. Signed scales: the diverging colour is
+    blended at ``alpha`` everywhere (white = 0, so zero weights leave a pale frame).
+    ``style="heat"``: the frame is left untouched and the colour laid over it with an opacity
+    of 0.85 * sqrt(w), w the weight's place on the scale (|value| / max for signed scales), so
+    weak maps stay readable and unattended pixels show the frame as it is. The browser's view
+    (``nlviz/ui/attention_view.js``) draws both styles with the same formulas.
     Where the heat is NaN (outside the model's view) the frame is shown dimmed and uncoloured.
     """
     if frames.shape[:3] != heat.shape:
         raise ValueError(f"frames {frames.shape[:3]} and heat maps {heat.shape} differ in shape")
+    if style not in OVERLAY_STYLES:
+        raise ValueError(f"style must be one of {OVERLAY_STYLES}, got {style!r}")
     nan = np.isnan(heat)
     color = colorize(heat, scale)
     # out = frame * f + colour * g, with per-pixel factors f, g (T, H, W): the (T, H, W, 3) work is
     # two multiplies and an add, in place (a click redraws every frame of the clip)
-    if scale.signed:
+    span = scale.vmax - scale.vmin or 1.0
+    if style == "heat":
+        v = np.where(nan, 0.0, heat)
+        w = np.abs(v) / (scale.vmax or 1.0) if scale.signed else (v - scale.vmin) / span
+        g = (0.85 * np.sqrt(np.clip(w, 0, 1))).astype(np.float32)
+        f = 1 - g
+    elif scale.signed:
         f = np.full(heat.shape, 1 - alpha, np.float32)
         g = np.full(heat.shape, alpha, np.float32)
     else:
-        span = scale.vmax - scale.vmin or 1.0
         w = np.sqrt(np.clip((np.where(nan, scale.vmin, heat) - scale.vmin) / span, 0, 1)).astype(np.float32)
         f = (1 - alpha * 0.8 * (1 - w)) * (1 - alpha * w)  # low weight: darker frame
         g = alpha * w  # high weight: colour on top

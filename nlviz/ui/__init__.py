@@ -80,8 +80,13 @@ PAGES = (("app.py", "Explore", ":material/ads_click:"), ("pages/1_Compare.py", "
          ("pages/2_Models.py", "Models", ":material/deployed_code:"))
 
 
+_COMPACT = "<style>[data-testid='stMainBlockContainer'] { padding-top: 2.2rem; }</style>"
+
+
 def nav() -> None:
-    """The sidebar's page links and title (the built-in list would call the first page "app")."""
+    """The sidebar's page links and title (the built-in list would call the first page "app"); a
+    compact top margin, so that the attention view starts high on the page."""
+    st.html(_COMPACT)
     for path, label, icon in PAGES:
         st.sidebar.page_link(path, label=label, icon=icon)
     st.sidebar.divider()
@@ -222,6 +227,88 @@ def query_frame(analysis: Analysis, query: Query) -> None:
     st.caption(f"Click the frame to choose the query pixel. Frame {query.frame} of the clip "
                f"(source frame {src}, {clip.timestamps[query.frame]:.2f} s), {w}x{h} px"
                + (" · yellow: the region the model sees (centre crop)" if crop != (0, 0, w, h) else ""))
+
+
+def query_inputs(analysis: Analysis) -> None:
+    """The query as numbers: frame slider and x/y inputs, on the same state as clicks and hovers."""
+    clip = analysis.clip
+    h, w = clip.frames.shape[1], clip.frames.shape[2]
+    c0, c1, c2 = st.columns([3, 1, 1])
+    c0.slider("Query frame", 0, len(clip.frames) - 1, key="q_frame",
+              help="The frame the query pixel is in; attention is shown for every frame.")
+    c1.number_input("x (pixels)", 0.0, float(w) - 0.01, key="q_x", step=1.0, format="%.1f")
+    c2.number_input("y (pixels)", 0.0, float(h) - 0.01, key="q_y", step=1.0, format="%.1f")
+
+
+VIEW_KEY = "attention_view"
+
+
+def _on_pin(key: str, clip) -> None:
+    """A click (or arrow key) in the attention view pinned a query: put it in the query state."""
+    from .view_component import pin_value
+
+    pin = pin_value(key)
+    if not pin:
+        return
+    t, h, w = len(clip.frames), clip.frames.shape[1], clip.frames.shape[2]
+    try:
+        frame, x, y = int(pin["frame"]), float(pin["x"]), float(pin["y"])
+    except (KeyError, TypeError, ValueError):
+        return
+    ss = st.session_state
+    ss["q_frame"] = min(max(frame, 0), t - 1)
+    ss["q_x"], ss["q_y"] = min(max(x, 0.0), w - 0.01), min(max(y, 0.0), h - 0.01)
+
+
+def view_key(model_name: str, video: VideoChoice, sampling: Sampling) -> tuple:
+    """What identifies an analysis in the app's caches (model, its file stamp, video, sampling)."""
+    return (model_name, model_stamp(model_name), video.video_id, sampling)
+
+
+VIEW_ENV = "NLVIZ_VIEW"  # "server": open on the server-drawn strip (AppTest, which cannot run components)
+
+
+def interactive_toggle(*, key: str = "interactive") -> bool:
+    """Sidebar switch between the hover view (rows in the browser) and the server-drawn strip.
+
+    Default: on, unless the environment variable NLVIZ_VIEW is "server"; a link's ``view=server``
+    or ``view=hover`` wins (see :func:`restore_view`)."""
+    import os
+
+    default = os.environ.get(VIEW_ENV, "hover") != "server"
+    st.session_state[key] = bool(st.session_state.get(key, default))
+    return st.sidebar.toggle("Hover view (computed in the browser)", key=key,
+                             help="On: hover any pixel of any frame and every frame's attention follows, computed "
+                                  "in your browser; click to pin. Off: the server draws the strip on each click.")
+
+
+OVERLAY_STYLES = {"heat": "Heat over the frame", "darken": "Darken unattended"}
+
+
+def overlay_style(*, key: str = "overlay_style") -> str:
+    """How weights are drawn over the frames: heat whose opacity grows with the weight, or darkening."""
+    st.session_state[key] = st.session_state.get(key, "heat") if st.session_state.get(key) in OVERLAY_STYLES else "heat"
+    return st.selectbox("Overlay", list(OVERLAY_STYLES), format_func=OVERLAY_STYLES.get, key=key,
+                        help="Heat: the frame untouched, colour more opaque where the weight is larger (weak maps stay "
+                             "readable). Darken: low weights darken the frame, high ones glow.")
+
+
+def attention_view(model_name: str, video: VideoChoice, sampling: Sampling, analysis: Analysis, block: str,
+                   query: Query, *, hide_own: int | None, style: str, view=None) -> bool:
+    """The hover view of one block (rows computed in the browser); False when it cannot be shown."""
+    from . import view_component as av
+
+    data = av.payload(view_key(model_name, video, sampling), analysis, block, group="explore", view_id="explore")
+    if data is None:
+        return False
+    rows = None
+    if not av.in_browser(analysis, block) and view is not None:
+        rows = {"explore": {"frame": query.frame, "x": query.x, "y": query.y,
+                            "values": [float(v) for v in view.row.ravel()]}}
+    av.attention_control("explore", pins={"explore": {"frame": query.frame, "x": query.x, "y": query.y}},
+                         style=style, hide_own=hide_own, rows=rows, key="attention_control")
+    av.attention_view(data, key=VIEW_KEY, on_pin=lambda: _on_pin(VIEW_KEY, analysis.clip))
+    return True
 
 
 def predictions(analysis: Analysis, k: int = 5) -> None:
@@ -380,7 +467,7 @@ def topk_arrows(analysis: Analysis, view, query: Query) -> None:
         st.image(img, width="stretch")
 
 
-def all_blocks(analysis: Analysis, query: Query, *, hide_own: int | None = None) -> None:
+def all_blocks(analysis: Analysis, query: Query, *, hide_own: int | None = None, style: str = "darken") -> None:
     """Small multiples: the same query in every non-local block."""
     from ..explore import query_view
     from ..render import montage
@@ -392,7 +479,7 @@ def all_blocks(analysis: Analysis, query: Query, *, hide_own: int | None = None)
         for b in analysis.capture:
             try:
                 v = query_view(analysis.capture, analysis.clip, b.name, query.frame, query.x, query.y,
-                               thumbs=analysis.thumbs, hide_own=hide_own)
+                               thumbs=analysis.thumbs, hide_own=hide_own, style=style)
             except ValueError as e:
                 st.warning(f"{b.name}: {e}")
                 continue
@@ -501,9 +588,8 @@ def caption_for(model_name: str, video: VideoChoice, analysis: Analysis) -> None
     if entry.probe:
         from ..models.inception_i3d import PROBE_LABEL
 
-        st.info(f"**{PROBE_LABEL}** Weights: DeepMind's Kinetics-400 RGB I3D (Carreira & Zisserman, CVPR 2017; "
-                "Apache-2.0). Its predictions are the released network's; the probe only reads its features. "
-                "Settings in the sidebar's *Probe settings*.", icon=":material/science:")
+        st.info(f"**{PROBE_LABEL}** Weights: DeepMind's I3D (Apache-2.0); settings: sidebar, *Probe settings*.",
+                icon=":material/science:")
     elif entry.is_demo:
         st.caption("Demo model: a tiny I3D with non-local blocks trained by nlviz on synthetic clips "
                    f"({entry.notes.rstrip('.')}). Its attention is meaningful on the synthetic samples, "

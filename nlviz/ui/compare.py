@@ -12,6 +12,7 @@ from .models import model_info, model_options, option_label
 
 MAX_MODELS = 4
 COMPARE_WIDTH = 96  # px per frame in a cell: a column holds a 4x4 grid of frames in a quarter of the page
+COMPARE_TILE = 72  # smallest frame width in a hover view's cell, CSS px (4 models: 3 frames a row)
 KINETICS_VARIANTS = ("embedded_gaussian", "gaussian", "dot_product")
 
 
@@ -113,6 +114,77 @@ def comparison_grid(comp, analyses: dict[str, Analysis]) -> None:
             if not comp.shared_scale:
                 words += f" · {_scale_words(v.scale)}"
             col.caption(words + (f" · {note}" if note else ""))
+
+
+def _on_pin(key: str, clip, ref_clip) -> None:
+    """A click in any column pins the query: mapped into the first model's frame, the page's query."""
+    from ..compare import map_query
+    from .view_component import pin_value
+
+    pin = pin_value(key)
+    if not pin:
+        return
+    try:
+        (frame, x, y), _ = map_query(clip, ref_clip, int(pin["frame"]), float(pin["x"]), float(pin["y"]))
+    except (KeyError, TypeError, ValueError):
+        return
+    h, w = ref_clip.frames.shape[1:3]
+    ss = st.session_state
+    ss["q_frame"] = min(max(int(frame), 0), len(ref_clip.frames) - 1)
+    ss["q_x"], ss["q_y"] = min(max(x, 0.0), w - 0.01), min(max(y, 0.0), h - 0.01)
+
+
+def hover_grid(comp, analyses: dict[str, Analysis], video, sampling, *, style: str = "heat") -> bool:
+    """A column per model, a row per comparable block, each cell the hover view of that block: hovering
+    any column's frame drives every column (each computes its own row from its own factors)."""
+    from . import view_key
+    from . import view_component as av
+
+    ref = analyses[comp.models[0]].clip
+    cols = st.columns(len(comp.models))
+    for col, m in zip(cols, comp.models):
+        info = model_info(m)
+        col.markdown(f"**{info.label}**  \n{info.kind}")
+    pins, rows, mounts = {}, {}, []
+    for r, row in enumerate(comp.rows):
+        for i, m in enumerate(comp.models):
+            name = row.blocks.get(m)
+            if name is None:
+                mounts.append((r, i, m, None, None))
+                continue
+            vid = f"compare-{r}-{i}"
+            a = analyses[m]
+            data = av.payload(view_key(m, video, sampling), a, name, group="compare", view_id=vid,
+                              min_tile=COMPARE_TILE)
+            if data is None:
+                return False
+            q = comp.queries[m]
+            pins[vid] = {"frame": q[0], "x": q[1], "y": q[2]}
+            v = comp.views.get((row.label, m))
+            if v is not None and not av.in_browser(a, name):
+                rows[vid] = {"frame": q[0], "x": q[1], "y": q[2], "values": [float(x) for x in v.row.ravel()]}
+            mounts.append((r, i, m, vid, data))
+    av.attention_control("compare", pins=pins, style=style, shared=comp.shared_scale, rows=rows,
+                         key="compare_control")
+    for r, row in enumerate(comp.rows):
+        st.markdown(f"##### {row.label}")
+        cols = st.columns(len(comp.models))
+        for (rr, i, m, vid, data), col in zip([x for x in mounts if x[0] == r], cols):
+            with col:
+                if data is None:
+                    st.info(comp.notes.get((row.label, m)) or "no view")
+                    continue
+                key = f"compare_view_{vid}"
+                av.attention_view(data, key=key, on_pin=lambda key=key, clip=analyses[m].clip: _on_pin(key, clip, ref))
+                v, note = comp.views.get((row.label, m)), comp.notes.get((row.label, m))
+                if v is not None:
+                    words = f"pinned: H = {v.entropy:.2f} of {v.max_entropy:.2f} nats"
+                    if not v.row.any():
+                        words = "pinned: every weight is 0 (this block passes nothing on for this query)"
+                    st.caption(words + (f" · {note}" if note else ""))
+                elif note:
+                    st.caption(note)
+    return True
 
 
 def _num(v: float, fmt: str) -> str:

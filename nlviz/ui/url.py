@@ -3,6 +3,7 @@
     ?model=demo.embedded_gaussian&video=synthetic_11&frame=8&x=31.5&y=40.0&block=res3.1.nl
     ?models=demo.gaussian,demo.dot_product&video=synthetic_11&frame=8&x=31.5&y=40.0   (Compare)
     ?model=i3d_inception.kinetics400_probe@tau=0.2&video=bigbuckbunny&...           (probe settings)
+    ...&view=server                              (the server-drawn strip instead of the hover view)
 
 Read once when a browser session starts (a shared link), written after every run (so the
 address bar always holds the current view). Only bundled samples can be named in a URL; an
@@ -56,6 +57,8 @@ def restore_view(*, model_key: str = "model", video_key: str = "video") -> None:
         ss["block"] = qp.get("block")
     if qp.get("reverse") in ("1", "true"):
         ss["reverse"] = True
+    if qp.get("view") in ("server", "hover"):
+        ss["interactive"] = qp.get("view") == "hover"
 
 
 def write_view(model: str, video, query, block: str | None, **extra: str) -> dict[str, str]:

@@ -32,7 +32,10 @@ VIEWPORT = {"width": 1400, "height": 1800}  # tall enough for the frame, the str
 
 @dataclass
 class AppServer:
-    """A running `streamlit run app.py`: its url, when it was launched, and where it logs."""
+    """A running `streamlit run app.py`: its url, when it was launched, and where it logs.
+
+    The app opens on the hover view (its default); ``SERVER_VIEW`` appended to a page's address
+    opens the server-drawn strip, which the tests of the older page parts read."""
 
     url: str
     log: Path
@@ -76,7 +79,7 @@ def app_server(artifacts) -> AppServer:
            "--browser.gatherUsageStats", "false",
            # no file watcher: it would watch the whole checkout (the venv too) for nothing
            "--server.fileWatcherType", "none", "--server.runOnSave", "false"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "NLVIZ_VIEW": "hover"}  # the app's default: the hover view
     with open(log, "w") as out:
         launched = time.monotonic()
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)

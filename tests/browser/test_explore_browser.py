@@ -28,6 +28,7 @@ README_SHOT = ROOT / "assets" / "explore.png"
 STRIP_TITLE = "Where it attends:"
 UPLOAD = "Upload a video..."
 FRAME_IFRAME = "iframe[title*='streamlit_image_coordinates']"
+SERVER_VIEW = "?view=server"  # these tests read the server-drawn strip; the hover view: test_hover_browser.py
 COLD_LIMIT_S = 60  # launch -> first attention view
 CLICK_LIMIT_S = 10  # click -> redrawn overlays
 
@@ -231,7 +232,7 @@ def save_readme_screenshot(page, artifacts: Path) -> None:
 def first_view(page, app_server) -> float:
     """Open the page; return the seconds to its first settled attention view (and note a cold start)."""
     t0 = time.monotonic()
-    page.goto(app_server.url)
+    page.goto(app_server.url + "/" + SERVER_VIEW)
     wait_view(page)
     now = time.monotonic()
     if app_server.first_view_s is None:
@@ -308,7 +309,7 @@ def test_four_sessions_at_once(app_server, new_page, artifacts, tmp_path):
     pages = [new_page() for _ in range(4)]
     t0 = time.monotonic()
     for page in pages:  # all four script runs start before any is waited for
-        page.goto(app_server.url, wait_until="commit")
+        page.goto(app_server.url + "/" + SERVER_VIEW, wait_until="commit")
     for page in pages:
         wait_view(page)
     print(f"\n[browser] 4 sessions opened in {time.monotonic() - t0:.1f} s")

@@ -13,7 +13,7 @@ import urllib.parse
 import numpy as np
 import pytest
 
-from test_explore_browser import (CLICK_LIMIT_S, check, click_frame, first_view, frame_img, settle, shot, strip, wait_view,
+from test_explore_browser import (SERVER_VIEW, CLICK_LIMIT_S, check, click_frame, first_view, frame_img, settle, shot, strip, wait_view,
                                   xy)
 
 pytestmark = pytest.mark.browser
@@ -42,7 +42,7 @@ def wait_cells(page, timeout: float = 90.0) -> list[str]:
 def test_compare_one_click_updates_every_column(app_server, new_page, artifacts):
     page = new_page()
     t0 = time.monotonic()
-    page.goto(f"{app_server.url}/Compare")
+    page.goto(f"{app_server.url}/Compare{SERVER_VIEW}")
     before = wait_cells(page)
     print(f"\n[browser] Compare page to its first view: {time.monotonic() - t0:.1f} s")
     check(page, "compare_default", artifacts)
