@@ -7,12 +7,11 @@ changed picture and equal srcs are equal pictures.
 Timings (cold start to the first attention view, click to redrawn overlays) are printed
 (`pytest -s` shows them) and bounded only generously: CI boxes are slow and shared.
 
-NLVIZ_UPDATE_SCREENSHOT=1 also writes the README's picture, assets/explore.png.
+The README's picture and GIF show the hover view: test_hover_browser.py writes them.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from pathlib import Path
@@ -24,7 +23,6 @@ from nlviz import samples
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
-README_SHOT = ROOT / "assets" / "explore.png"
 STRIP_TITLE = "Where it attends:"
 UPLOAD = "Upload a video..."
 FRAME_IFRAME = "iframe[title*='streamlit_image_coordinates']"
@@ -201,34 +199,6 @@ def make_upload(tmp_path: Path, seed: int = 5) -> Path:
     return write_mp4(make_clip(seed).frames, tmp_path / f"my_clip_{seed}.mp4")
 
 
-def save_readme_screenshot(page, artifacts: Path) -> None:
-    """assets/explore.png: the default view down to the first row of the strip, <= 1400 px wide, < 400 KB."""
-    from PIL import Image
-
-    size = page.viewport_size
-    page.set_viewport_size({"width": 1400, "height": 1600})
-    try:
-        settle(page)
-        raw = artifacts / "readme_raw.png"
-        page.screenshot(path=str(raw))
-        first_row = page.locator("[data-testid='stImageContainer']").filter(
-            has=page.locator("[data-testid='stImageCaption']", has_text=re.compile(r"^frame 0 ")))
-        box = first_row.bounding_box()
-    finally:
-        page.set_viewport_size(size)
-    img = Image.open(raw).convert("RGB")
-    if box:  # cut below the captions of the strip's first row, not through a picture
-        img = img.crop((0, 0, img.width, min(img.height, round(box["y"] + box["height"] + 8))))
-    if img.width > 1400:
-        img = img.resize((1400, round(img.height * 1400 / img.width)), Image.LANCZOS)
-    README_SHOT.parent.mkdir(parents=True, exist_ok=True)
-    img.save(README_SHOT, optimize=True)
-    if README_SHOT.stat().st_size >= 400_000:  # 256 adaptive colours are plenty for a screenshot
-        img.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(README_SHOT, optimize=True)
-    assert README_SHOT.stat().st_size < 400_000, README_SHOT.stat().st_size
-    print(f"[browser] wrote {README_SHOT} ({img.width}x{img.height}, {README_SHOT.stat().st_size // 1024} KB)")
-
-
 def first_view(page, app_server) -> float:
     """Open the page; return the seconds to its first settled attention view (and note a cold start)."""
     t0 = time.monotonic()
@@ -251,8 +221,6 @@ def test_click_and_upload(app_server, new_page, artifacts, tmp_path):
     cold = app_server.first_view_s
     print(f"\n[browser] cold start to first attention view: {cold:.1f} s "
           f"(server healthy after {app_server.healthy_after_s:.1f} s, page open to view {open_s:.1f} s)")
-    if os.environ.get("NLVIZ_UPDATE_SCREENSHOT") == "1":
-        save_readme_screenshot(page, artifacts)
 
     first = strip(page)
     assert len(first) >= 2
