@@ -47,14 +47,17 @@ def view() -> None:
         if rview is not None:
             ui.reverse_strip(analysis, rview, query)
         return
+    top = st.container()  # the view stays put above any warning about the query
     qview = ui.query_view_or_error(analysis, block, query, hide_own=hide_own, style=style)
-    if not (interactive and ui.attention_view(model_name, video, sampling, analysis, block, query,
-                                              hide_own=hide_own, style=style, view=qview)):
+    with top:
+        hover = interactive and ui.attention_view(model_name, video, sampling, analysis, block, query,
+                                                  hide_own=hide_own, style=style, view=qview)
+    if hover:
+        ui.query_inputs(analysis)
+    else:
         ui.query_frame(analysis, query)
         if qview is not None:
             ui.attention_strip(analysis, qview, query, hidden=hide_own is not None)
-    else:
-        ui.query_inputs(analysis)
     if qview is None:
         return
     left, right = st.columns([3, 2], gap="medium")

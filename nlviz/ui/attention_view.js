@@ -233,7 +233,7 @@ class View {
     this.query = null;       // {frame, x, y, source: "hover" | "pin"}
     this.pin = null;
     this.row = null; this.shown = null; this.scale = null;
-    this.stats = { draws: 0, lastMs: 0 };
+    this.stats = { draws: 0, lastMs: 0, hoverMs: [] };  // hoverMs: pointer event -> this view redrawn (bench/hover.py)
     this.build();
     const blob = new Blob([atlas], { type: "image/jpeg" });
     this.ready = createImageBitmap(blob).then((bmp) => { this.bitmap = bmp; this.redraw(); });
@@ -300,7 +300,7 @@ class View {
   onMove(e, k) {
     const q = this.toFrame(e, k);
     bus().hover.set(this.group, { ...q, origin: this.id, frameSize: this.header.geometry.frame_size,
-                                  sourceFrame: this.header.source_frames[k] });
+                                  sourceFrame: this.header.source_frames[k], at: performance.now() });
     publish(this.group);
   }
 
@@ -429,6 +429,12 @@ class View {
     this.drawStatus();
     this.stats.draws += 1;
     this.stats.lastMs = (this.computeMs || 0) + performance.now() - t0;
+    const hv = bus().hover.get(this.group);
+    if (hv && hv.at && hv.at !== this.lastHoverAt) {
+      this.lastHoverAt = hv.at;
+      this.stats.hoverMs.push(performance.now() - hv.at);
+      if (this.stats.hoverMs.length > 1000) this.stats.hoverMs.shift();
+    }
   }
 
   drawLegend(scale) {
