@@ -80,7 +80,7 @@ PAGES = (("app.py", "Explore", ":material/ads_click:"), ("pages/1_Compare.py", "
          ("pages/2_Models.py", "Models", ":material/deployed_code:"))
 
 
-_COMPACT = "<style>[data-testid='stMainBlockContainer'] { padding-top: 2.2rem; }</style>"
+_COMPACT = "<style>[data-testid='stMainBlockContainer'] { padding-top: 3.9rem; }</style>"
 
 
 def nav() -> None:

@@ -270,6 +270,8 @@ class View {
       this.canvases.push(cv);
       cv.addEventListener("pointermove", (e) => this.onMove(e, k));
       cv.addEventListener("click", (e) => this.onClick(e, k));
+      // keyboard focus for the arrow keys, without the browser scrolling the (tall) grid into view
+      cv.addEventListener("pointerdown", (e) => { e.preventDefault(); this.grid.focus({ preventScroll: true }); });
     }
     this.grid.addEventListener("pointerleave", () => { bus().hover.delete(this.group); publish(this.group); });
     this.grid.addEventListener("keydown", (e) => this.onKey(e));

@@ -35,7 +35,7 @@ _CSS = """
 .nlv-bar { width: 160px; height: 10px; border: 1px solid rgba(128,128,128,.5); }
 .nlv-grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(var(--nlv-tile, 168px), 1fr)); gap: 6px;
             outline: none; }
-.nlv-grid:focus-visible { box-shadow: 0 0 0 2px var(--st-primary-color, #ff4b4b); }
+.nlv-grid:focus-visible { outline: 1px dotted rgba(128,128,128,.6); outline-offset: 2px; }
 .nlv-cell { margin: 0; }
 .nlv-cell canvas { width: 100%; height: auto; display: block; cursor: crosshair; border-radius: 2px;
                    outline: 3px solid transparent; }

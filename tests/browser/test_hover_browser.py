@@ -311,22 +311,26 @@ def _readme_pictures(page, artifacts: Path) -> None:
     """assets/explore.png (the first screen) and assets/hover.gif (a hover across one frame)."""
     from PIL import Image
 
+    page.evaluate("() => { window.scrollTo(0, 0); document.querySelectorAll('*').forEach(e => { if (e.scrollTop) e.scrollTop = 0; }); }")
     page.mouse.move(5, 5)
     page.wait_for_timeout(400)
     page.screenshot(path=str(README_SHOT))
     img = Image.open(README_SHOT).convert("RGB")
-    img.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(README_SHOT, optimize=True)
+    img.save(README_SHOT, optimize=True)
+    if README_SHOT.stat().st_size > 600_000:
+        img.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(README_SHOT, optimize=True)
     grid = page.locator(".nlv-grid").bounding_box()
     box = page.locator("canvas.nlv-frame").nth(8).bounding_box()
     frames = []
-    for i in range(10):
+    for i in range(8):
         page.mouse.move(box["x"] + box["width"] * (0.25 + 0.05 * i), box["y"] + box["height"] * (0.35 + 0.03 * i))
         page.wait_for_timeout(80)
-        clip = {"x": grid["x"], "y": grid["y"], "width": grid["width"], "height": min(grid["height"], 420)}
+        clip = {"x": grid["x"], "y": grid["y"], "width": grid["width"], "height": min(grid["height"], 300)}
         path = artifacts / f"gif_{i}.png"
         page.screenshot(path=str(path), clip=clip)
-        frames.append(Image.open(path).convert("RGB").resize((720, round(720 * clip["height"] / clip["width"]))))
-    frames[0].save(README_GIF, save_all=True, append_images=frames[1:], duration=160, loop=0, optimize=True)
+        small = Image.open(path).convert("RGB").resize((560, round(560 * clip["height"] / clip["width"])))
+        frames.append(small.quantize(128, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE))
+    frames[0].save(README_GIF, save_all=True, append_images=frames[1:], duration=200, loop=0, optimize=True)
     print(f"[hover] wrote {README_SHOT} and {README_GIF} ({README_GIF.stat().st_size // 1024} KB)")
 
 
