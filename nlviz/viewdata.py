@@ -63,9 +63,10 @@ def factor_bytes(b: BlockCapture) -> int:
     return 4 * b.theta.shape[1] * (nq + nk)
 
 
-def fits_budget(b: BlockCapture, budget: int = BUDGET_BYTES) -> bool:
-    """Whether the browser can compute this block's rows itself within ``budget`` bytes."""
-    return factor_bytes(b) <= budget
+def fits_budget(b: BlockCapture, budget: int | None = None) -> bool:
+    """Whether the browser can compute this block's rows itself within ``budget`` bytes (default
+    :data:`BUDGET_BYTES`)."""
+    return factor_bytes(b) <= (BUDGET_BYTES if budget is None else budget)
 
 
 def _lut(signed: bool) -> np.ndarray:
@@ -122,13 +123,15 @@ def _query_major(t) -> np.ndarray:
     return np.ascontiguousarray(a.reshape(a.shape[0], -1).T, dtype=np.float32)
 
 
-def pack(b: BlockCapture, clip, *, labels: dict | None = None, budget: int = BUDGET_BYTES,
+def pack(b: BlockCapture, clip, *, labels: dict | None = None, budget: int | None = None,
          frames_jpeg: tuple[bytes, dict] | None = None) -> bytes:
     """The payload for one block of one analysis (``clip``: :class:`nlviz.video.Clip`).
 
     ``labels``: short texts the view shows (model, block, video), put into the page as text only.
     ``frames_jpeg``: a precomputed :func:`atlas` (the same for every block of a clip).
+    ``budget``: bytes of factors the browser may get (default :data:`BUDGET_BYTES`); over it, none.
     """
+    budget = BUDGET_BYTES if budget is None else int(budget)
     if b.batch_size != 1:
         raise ViewDataError(f"the browser view shows one clip; block {b.name} holds a batch of {b.batch_size}")
     sheet, sheet_info = frames_jpeg if frames_jpeg is not None else atlas(clip.frames)
