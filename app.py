@@ -64,7 +64,7 @@ def view() -> None:
     with left:
         ui.attention_numbers(analysis, qview)
     with right:
-        ui.predictions(analysis)
+        ui.predictions(analysis, query=query)
     ui.topk_arrows(analysis, qview, query)
     ui.all_blocks(analysis, query, hide_own=hide_own, style=style)
     ui.export_buttons(model_name, video, sampling, analysis, qview, query)

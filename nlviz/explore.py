@@ -55,12 +55,30 @@ class Analysis:
     thumbs: tuple[np.ndarray, float]  # (thumbnails (T, h, w, 3), scale factor) for the overlay strip
     default_block: str | None = None  # the block to show first (the model's ``default_block``, else the first)
     note: str | None = None  # what every picture of this model must say (the probe's label), else None
+    # models with a dense head (the demo models' per-position task): class probabilities per cell of the
+    # head's grid, (classes, T', H', W'); ``probs`` is then their mean over cells. None for clip classifiers
+    dense_probs: np.ndarray | None = None
 
     def top_predictions(self, k: int = 5) -> list[tuple[str, float]]:
         """The k most probable classes as (name, probability)."""
-        order = np.argsort(-self.probs)[:k]
-        names = self.labels or [f"class {i}" for i in range(len(self.probs))]
-        return [(names[i] if i < len(names) else f"class {i}", float(self.probs[i])) for i in order]
+        return self._top(self.probs, k)
+
+    def _top(self, probs: np.ndarray, k: int) -> list[tuple[str, float]]:
+        order = np.argsort(-probs)[:k]
+        names = self.labels or [f"class {i}" for i in range(len(probs))]
+        return [(names[i] if i < len(names) else f"class {i}", float(probs[i])) for i in order]
+
+    def predictions_at(self, frame: int, x: float, y: float, k: int = 5) -> list[tuple[str, float]] | None:
+        """A dense model's k most probable classes at displayed frame ``frame``, pixel (x, y): the
+        head's cell that covers the position, as a block's query cell covers it; None for clip
+        classifiers. Raises :class:`nlviz.video.OutsideCropError` off what the model sees."""
+        if self.dense_probs is None:
+            return None
+        t, yi, xi = self.clip.geometry.to_input(frame, x, y)
+        grid = self.dense_probs.shape[1:]
+        t_in, h_in, w_in = self.clip.geometry.input_shape
+        cell = [min(int(v * g // n), g - 1) for v, g, n in zip((t, yi, xi), grid, (t_in, h_in, w_in))]
+        return self._top(self.dense_probs[:, cell[0], cell[1], cell[2]], k)
 
 
 def analyze(model: nn.Module, source, sampling: Sampling = Sampling(), *, thumb_width: int = 192,
@@ -79,13 +97,42 @@ def analyze(model: nn.Module, source, sampling: Sampling = Sampling(), *, thumb_
     clip = load_clip(source, spec=model.spec, progress=decoding, **sampling.kwargs())
     if progress:
         progress(0.5, f"running the model on {clip.input.shape[2]} frames")
-    logits, cap = record(model, clip.input)
+    logits, cap, dense = _record_with_dense_head(model, clip.input)
     probs = torch.softmax(logits.float(), dim=-1)[0].cpu().numpy()
+    dense_probs = None if dense is None else torch.softmax(dense.float(), dim=1)[0].cpu().numpy()
     if progress:
         progress(1.0, "done")
     default_block = getattr(model, "default_block", None)
     return Analysis(clip, cap, probs, label_names(model.spec.labels), thumbnails(clip.frames, thumb_width),
-                    default_block if default_block in cap.blocks else cap.blocks[0], getattr(model, "probe_label", None))
+                    default_block if default_block in cap.blocks else cap.blocks[0], getattr(model, "probe_label", None),
+                    dense_probs)
+
+
+def _record_with_dense_head(model: nn.Module, clip: torch.Tensor):
+    """:func:`nlviz.capture.record`, plus the per-cell logits of a dense head (ResNet3d with
+    ``head="dense"``), kept by a forward hook on the head for this thread's forward only (the
+    model is shared between sessions; the hook is removed before returning)."""
+    import threading
+
+    from .capture import _REGISTRATION_LOCK
+
+    cfg = getattr(model, "cfg", None)
+    if getattr(cfg, "head", "clip") != "dense":
+        return (*record(model, clip), None)
+    owner, kept = threading.get_ident(), {}
+
+    def keep(_module, _args, output):
+        if threading.get_ident() == owner:
+            kept["dense"] = output.detach()
+
+    with _REGISTRATION_LOCK:
+        handle = model.head.register_forward_hook(keep)
+    try:
+        logits, cap = record(model, clip)
+    finally:
+        with _REGISTRATION_LOCK:
+            handle.remove()
+    return logits, cap, kept.get("dense")
 
 
 class ScaledGeometry:

@@ -30,12 +30,22 @@ def attention_view(model_name: str, video: VideoChoice, sampling: Sampling, anal
     return True
 
 
-def predictions(analysis: Analysis, k: int = 5) -> None:
-    """The model's top-k classes as a horizontal bar chart."""
+def predictions(analysis: Analysis, k: int = 5, query: Query | None = None) -> None:
+    """The model's top-k classes as a horizontal bar chart; for a dense model (one label per
+    position, the demo models), its label at the query."""
     import plotly.graph_objects as go
 
+    from ..video import OutsideCropError
+
     top = analysis.top_predictions(k)
-    st.subheader("Prediction")
+    title = "Prediction"
+    if analysis.dense_probs is not None and query is not None:
+        try:
+            top = analysis.predictions_at(query.frame, query.x, query.y, k)
+            title = f"Label at the query (frame {query.frame})"
+        except OutsideCropError:
+            title = "Prediction (share of positions per label: the query is outside what the model sees)"
+    st.subheader(title)
     if analysis.labels is None:
         st.caption("This model has no label set; classes are shown by index.")
     fig = go.Figure(go.Bar(x=[p for _, p in top][::-1], y=[n for n, _ in top][::-1], orientation="h",
