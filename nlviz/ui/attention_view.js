@@ -264,7 +264,10 @@ class View {
       const cell = el("figure", "nlv-cell");
       const cv = el("canvas", "nlv-frame");
       cv.width = tw; cv.height = th; cv.dataset.frame = String(k);
-      const cap = el("figcaption", "", `frame ${k} (src ${h.source_frames[k]})`);
+      const full = `frame ${k} (src ${h.source_frames[k]})`;
+      const compact = Number(h.labels.min_tile) > 0 && Number(h.labels.min_tile) < 120;
+      const cap = el("figcaption", "", compact ? `${k} · src ${h.source_frames[k]}` : full);
+      cap.title = full;
       cell.append(cv, cap);
       this.grid.append(cell);
       this.canvases.push(cv);
