@@ -36,11 +36,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .names import DIMS, PAIRWISE
+
 Pairwise = Literal["gaussian", "embedded_gaussian", "dot_product", "concatenation"]
 Dims = Literal["spacetime", "space", "time"]
 
-PAIRWISE: tuple[str, ...] = ("gaussian", "embedded_gaussian", "dot_product", "concatenation")
-DIMS: tuple[str, ...] = ("spacetime", "space", "time")
 SOFTMAX_PAIRWISE = frozenset({"gaussian", "embedded_gaussian"})
 
 

@@ -1,0 +1,23 @@
+"""Names shown by ``nlviz --help`` and checked by the library, in one module that imports nothing.
+
+The command line builds its parsers from these without importing torch, OpenCV or the zoo, so
+``nlviz COMMAND --help`` answers at once; the library modules that own each meaning import the
+same tuple from here (one definition, no hand-kept copies).
+"""
+
+from __future__ import annotations
+
+PAIRWISE: tuple[str, ...] = ("gaussian", "embedded_gaussian", "dot_product", "concatenation")
+"""The paper's four pairwise functions f(x_i, x_j) (:mod:`nlviz.nonlocal_block`)."""
+
+DIMS: tuple[str, ...] = ("spacetime", "space", "time")
+"""The positions a non-local block's queries attend over."""
+
+SOURCES: tuple[str, ...] = ("mmaction2", "caffe2", "pyslowfast", "demo", "deepmind")
+"""Who published a zoo checkpoint, and in which code base (:mod:`nlviz.zoo`)."""
+
+EXPORT_FORMATS: tuple[str, ...] = ("png", "gif", "mp4", "npy", "json")
+"""Files one attention view exports to (:mod:`nlviz.export`)."""
+
+DEFAULT_MODEL = "demo.embedded_gaussian"
+"""The model shown when none is named: the paper's default instantiation, always bundled."""
