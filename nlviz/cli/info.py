@@ -15,16 +15,18 @@ from __future__ import annotations
 
 import argparse
 import warnings
+from dataclasses import fields
 from pathlib import Path
 
-from ..cli import CommandError
+from ..names import PAIRWISE
+from . import CommandError
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint file, or a downloaded zoo name")
     parser.add_argument("--frames", type=int, help="clip length T for the grids (default: the model's)")
     parser.add_argument("--size", type=int, help="square frame side S for the grids (default: the model's crop)")
-    parser.add_argument("--pairwise", choices=("embedded_gaussian", "dot_product", "gaussian", "concatenation"),
+    parser.add_argument("--pairwise", choices=PAIRWISE,
                         help="the pairwise function, for files that do not say it")
 
 
@@ -48,12 +50,24 @@ def _fmt_shape(shape) -> str:
     return "x".join(str(int(s)) for s in shape)
 
 
+def _backbone(model, cfg) -> str:
+    """One line on the network: a ResNet's stages and kernels, else its config's fields."""
+    if not hasattr(cfg, "temporal_kernels"):  # another family (e.g. InceptionI3d): its own config's fields
+        return f"{type(model).__name__}, " + ", ".join(f"{f.name} {getattr(cfg, f.name)}" for f in fields(cfg))
+    kernels = "".join(str(k) for s in cfg.temporal_kernels for k in s)
+    return (f"{sum(cfg.blocks)} bottlenecks {cfg.blocks}, width {cfg.base_channels}, "
+            f"conv1 {_fmt_shape(cfg.conv1_kernel)} stride {_fmt_shape(cfg.conv1_stride)}, "
+            f"pool1 {_fmt_shape(cfg.pool1_kernel) if cfg.pool1_kernel else 'none'} "
+            f"pad {_fmt_shape(cfg.pool1_padding)}, pool2 {'2x1x1' if cfg.pool2 else 'none'}, "
+            f"temporal kernels {kernels}")
+
+
 def main(args: argparse.Namespace) -> int:
     import torch
 
     from ..capture import capture_attention
+    from ..checkpoints import CheckpointError, load_model
     from ..models.resnet3d import count_parameters
-    from . import CheckpointError, load_model
 
     path, hints = _resolve(args.checkpoint)
     with warnings.catch_warnings(record=True) as caught:
@@ -77,12 +91,7 @@ def main(args: argparse.Namespace) -> int:
     print(f"architecture: {getattr(model, 'arch', type(model).__name__)}")
     for k, v in arch_args.items():
         print(f"    {k} = {v}")
-    kernels = "".join(str(k) for s in cfg.temporal_kernels for k in s)
-    print(f"backbone:     {sum(cfg.blocks)} bottlenecks {cfg.blocks}, width {cfg.base_channels}, "
-          f"conv1 {_fmt_shape(cfg.conv1_kernel)} stride {_fmt_shape(cfg.conv1_stride)}, "
-          f"pool1 {_fmt_shape(cfg.pool1_kernel) if cfg.pool1_kernel else 'none'} "
-          f"pad {_fmt_shape(cfg.pool1_padding)}, pool2 {'2x1x1' if cfg.pool2 else 'none'}, "
-          f"temporal kernels {kernels}")
+    print(f"backbone:     {_backbone(model, cfg)}")
     print(f"clip:         {spec.num_frames} frames, one every {spec.stride}; short side {spec.short_side}, "
           f"crop {spec.crop_size}; {spec.channel_order} 0-255, mean {spec.mean}, std {spec.std}")
     print(f"classes:      {cfg.num_classes} ({spec.labels or 'unnamed'})")

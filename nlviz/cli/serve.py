@@ -7,7 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-APP = Path(__file__).resolve().parent.parent / "app.py"
+from . import CommandError
+
+APP = Path(__file__).resolve().parents[2] / "app.py"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -17,8 +19,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     if not APP.exists():
-        from .cli import CommandError
-
         raise CommandError(f"app.py not found at {APP}: `nlviz serve` runs from a source checkout")
     cmd = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(args.port),
            "--server.address", args.address, "--browser.gatherUsageStats", "false"]
