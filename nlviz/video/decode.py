@@ -1,11 +1,6 @@
-"""Video input: decode, sample and preprocess a clip as a model expects; map original <-> model pixels.
-
-    clip = load_clip("walk.mp4", spec=model.spec)          # num_frames x stride from the middle
-    clip = load_clip(data, spec=model.spec, uniform=True)  # bytes, evenly spread over the video
-    clip.frames      # (T, H, W, 3) uint8 RGB, the sampled frames as shown to the user
-    clip.input       # (1, 3, T, H_in, W_in) float32, normalized as the model was trained
-    clip.geometry    # ClipGeometry: displayed frame (k, x, y) <-> model input (t, y, x)
-    clip.notes       # what was done that the user should know (looping, lower stride, ...)
+"""Probing, sampling and decoding a video into a :class:`~nlviz.video.geometry.Clip`:
+:func:`probe` and :func:`load_clip`, the decode plan (which frames, seek or decode on) and the
+preprocessing to the model's input.
 
 Decoding (PyAV, from a path, bytes or a binary file-like object; never a temporary file):
 
@@ -38,29 +33,18 @@ Preprocessing follows the model's :class:`~nlviz.spec.ClipSpec`: resize so the s
 Caffe2 pipelines do; new sizes rounded half up), then either a centre crop of
 ``spec.crop_size`` (offset ``(size - crop) // 2``) or the whole resized frame ("full",
 fully convolutional); then channel order, (x - mean) / std per channel, float32.
-
-Coordinates are continuous everywhere: pixel column i covers x in [i, i + 1) and its centre is
-x = i + 0.5 (a click on pixel i is best given as i + 0.5); sampled frame k covers t in [k, k + 1)
-of the model input's time axis. With this convention the bilinear resize is a pure scaling
-(x_resized = x * W_resized / W), so the mapping is exact arithmetic (:class:`ClipGeometry`).
-
-Errors all derive from :class:`VideoError` and carry a message meant for the user.
-Export: :func:`write_mp4` (browser-playable H.264) and :func:`write_gif`.
 """
 
 from __future__ import annotations
 
-import io
 import itertools
 import math
 import os
-import struct
 from bisect import bisect_right
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
-from typing import Any, BinaryIO, Union
+from typing import Any
 
 import av
 import av.video.reformatter
@@ -68,260 +52,26 @@ import cv2
 import numpy as np
 import torch
 
-from .spec import ClipSpec
+from ..spec import ClipSpec
+from .errors import (
+    CorruptVideoError,
+    EmptyVideoError,
+    NotAVideoError,
+    UnsupportedCodecError,
+    VideoError,
+    VideoTooLargeError,
+    VideoTooShortError,
+)
+from .geometry import Clip, ClipGeometry
+from .source import MAX_BYTES, MAX_DIMENSION, Source, _Source
 
-__all__ = [
-    "MAX_BYTES",
-    "MAX_DIMENSION",
-    "MAX_SIDE",
-    "Clip",
-    "ClipGeometry",
-    "CorruptVideoError",
-    "EmptyVideoError",
-    "NotAVideoError",
-    "OutsideCropError",
-    "UnsupportedCodecError",
-    "VideoError",
-    "VideoInfo",
-    "VideoNotFoundError",
-    "VideoTooLargeError",
-    "VideoTooShortError",
-    "encode_mp4",
-    "load_clip",
-    "probe",
-    "write_gif",
-    "write_mp4",
-]
-
-Source = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO]
 Progress = Callable[[float, str], None]
 
 MAX_SIDE = 1280  # default cap on the long side of the displayed frames (pixels)
-MAX_DIMENSION = 8192  # a video whose header claims a larger side is refused (pixels)
-MAX_BYTES = 8 << 30  # inputs larger than this are refused (bytes)
+
 MAX_FRAME_MEMORY = 4 << 30  # the kept RGB frames may not need more than this (bytes)
 SEEK_MARGIN = 4  # a seek pays off when it skips decoding more than this many frames
-_HEAD = 1 << 16  # bytes read to recognise a file before handing it to FFmpeg
 
-
-# ----------------------------------------------------------------------------- errors
-
-
-class VideoError(Exception):
-    """Any problem with a video input; the message is meant for the user."""
-
-
-class VideoNotFoundError(VideoError, FileNotFoundError):
-    """The path names no file."""
-
-
-class NotAVideoError(VideoError):
-    """The input is not a video or image (garbage bytes, a text file, audio only)."""
-
-
-class CorruptVideoError(VideoError):
-    """The input looks like a video but cannot be read (truncated, damaged)."""
-
-
-class EmptyVideoError(VideoError):
-    """The input is empty (zero bytes) or its video holds no frame."""
-
-
-class UnsupportedCodecError(VideoError):
-    """The video is compressed with a codec this build of FFmpeg cannot decode."""
-
-
-class VideoTooLargeError(VideoError):
-    """Frames or file too large to handle (huge dimensions in the header, too many bytes)."""
-
-
-class VideoTooShortError(VideoError):
-    """The video has fewer frames than the requested sampling needs (with ``on_short="error"``)."""
-
-
-class OutsideCropError(VideoError, ValueError):
-    """A position outside the frame, or outside the region the model sees (the centre crop)."""
-
-
-# ----------------------------------------------------------------------------- geometry
-
-
-@dataclass(frozen=True)
-class ClipGeometry:
-    """Exact mapping between the displayed frames and the model input (pure arithmetic).
-
-    Displayed side: sampled frame number k in [0, T), pixel position (x, y) in the displayed
-    frame (``Clip.frames``, ``frame_size`` = (W, H)). Model side: input frame t in [0, T), pixel
-    row y and column x of the (T, H_in, W_in) input. Coordinates are continuous: pixel i
-    covers [i, i + 1), its centre is i + 0.5; frame k covers [k, k + 1) on the time axis.
-
-    The chain: displayed frame --(resize by resized_size / frame_size, bilinear)--> resized
-    frame --(crop at crop_offset, size input_size)--> model input. ``source_size`` is the
-    video's own display size before the ``max_side`` downscale; ``frame_to_source`` maps there.
-    """
-
-    num_frames: int  # T: sampled frames = model input frames
-    frame_size: tuple[int, int]  # (W, H) of the displayed frames
-    source_size: tuple[int, int]  # (W, H) of the video as a player shows it, full resolution
-    resized_size: tuple[int, int]  # (W, H) after resizing the short side to spec.short_side
-    crop_offset: tuple[int, int]  # (x, y) of the crop's top-left corner in the resized frame
-    input_size: tuple[int, int]  # (W_in, H_in) of the model input
-    crop: str = "center"  # "center" or "full"
-
-    @classmethod
-    def build(
-        cls,
-        frame_size: tuple[int, int],
-        *,
-        short_side: int,
-        crop_size: int,
-        crop: str = "center",
-        num_frames: int = 1,
-        source_size: tuple[int, int] | None = None,
-    ) -> "ClipGeometry":
-        """The geometry of resizing ``frame_size`` (W, H) to ``short_side`` and cropping.
-
-        Resized size: the short side becomes exactly ``short_side``, the long side
-        floor(long * short_side / short + 0.5). Centre crop offset: ((W_r - c) // 2, (H_r - c) // 2).
-        """
-        if crop not in ("center", "full"):
-            raise ValueError(f"crop must be 'center' or 'full', got {crop!r}")
-        w, h = (int(v) for v in frame_size)
-        if w < 1 or h < 1:
-            raise ValueError(f"frame size must be positive, got {frame_size}")
-        if w <= h:
-            wr, hr = short_side, max(1, math.floor(h * short_side / w + 0.5))
-        else:
-            wr, hr = max(1, math.floor(w * short_side / h + 0.5)), short_side
-        if crop == "full":
-            offset, size = (0, 0), (wr, hr)
-        else:
-            if crop_size > min(wr, hr):
-                raise ValueError(f"crop size {crop_size} is larger than the resized frame {wr}x{hr}")
-            offset, size = ((wr - crop_size) // 2, (hr - crop_size) // 2), (crop_size, crop_size)
-        return cls(num_frames, (w, h), tuple(source_size or (w, h)), (wr, hr), offset, size, crop)
-
-    # -- derived values
-    @property
-    def scale(self) -> tuple[float, float]:
-        """(sx, sy): resized pixels per displayed pixel along x and y."""
-        return self.resized_size[0] / self.frame_size[0], self.resized_size[1] / self.frame_size[1]
-
-    @property
-    def input_shape(self) -> tuple[int, int, int]:
-        """(T, H_in, W_in) of the model input."""
-        return self.num_frames, self.input_size[1], self.input_size[0]
-
-    # -- displayed -> model input
-    def to_input(self, k: int, x: float, y: float) -> tuple[float, float, float]:
-        """Displayed frame k, pixel (x, y) -> model input (t, y_in, x_in), continuous.
-
-        t = k + 0.5 (the centre of input frame k). Raises :class:`OutsideCropError` when k is
-        not a sampled frame, (x, y) lies outside the frame, or outside the centre crop.
-        """
-        t = self._check_frame(k)
-        w, h = self.frame_size
-        if not (0 <= x < w and 0 <= y < h):
-            raise OutsideCropError(f"pixel (x={x:g}, y={y:g}) is outside the {w}x{h} frame")
-        sx, sy = self.scale
-        xi, yi = x * sx - self.crop_offset[0], y * sy - self.crop_offset[1]
-        wi, hi = self.input_size
-        if not (0 <= xi < wi and 0 <= yi < hi):
-            x0, y0, x1, y1 = self.crop_rect()
-            raise OutsideCropError(
-                f"pixel (x={x:g}, y={y:g}) is outside the centre crop the model sees "
-                f"(x {x0:.1f}..{x1:.1f}, y {y0:.1f}..{y1:.1f}): pick a point inside it, or use the full frame"
-            )
-        return t + 0.5, yi, xi
-
-    # -- model input -> displayed
-    def to_frame(self, t: float, y: float, x: float) -> tuple[int, float, float]:
-        """Model input (t, y_in, x_in) -> (k, x, y) in the displayed frame (inverse of :meth:`to_input`)."""
-        t_in, h_in, w_in = self.input_shape
-        if not (0 <= t < t_in and 0 <= y < h_in and 0 <= x < w_in):
-            raise OutsideCropError(f"position (t={t:g}, y={y:g}, x={x:g}) is outside the {t_in}x{h_in}x{w_in} input")
-        sx, sy = self.scale
-        return int(math.floor(t)), (x + self.crop_offset[0]) / sx, (y + self.crop_offset[1]) / sy
-
-    def input_box_to_frames(
-        self, t0: float, t1: float, y0: float, y1: float, x0: float, x1: float
-    ) -> tuple[list[int], tuple[float, float, float, float]]:
-        """A half-open model-input box -> (sampled frames it covers, (x0, y0, x1, y1) displayed rectangle).
-
-        Frame k is covered when [k, k + 1) overlaps [t0, t1) (a 1e-6 tolerance absorbs float
-        error at exact boundaries). The rectangle is in displayed-frame pixels, clipped to the frame.
-        """
-        eps = 1e-6
-        first = max(0, math.floor(t0 + eps))
-        last = min(self.num_frames, math.ceil(t1 - eps))
-        frames = list(range(first, last))
-        sx, sy = self.scale
-        ox, oy = self.crop_offset
-        w, h = self.frame_size
-        rect = (
-            min(max((x0 + ox) / sx, 0.0), w),
-            min(max((y0 + oy) / sy, 0.0), h),
-            min(max((x1 + ox) / sx, 0.0), w),
-            min(max((y1 + oy) / sy, 0.0), h),
-        )
-        return frames, rect
-
-    def crop_rect(self) -> tuple[float, float, float, float]:
-        """(x0, y0, x1, y1): the region the model sees, in displayed-frame pixels (the whole frame for "full")."""
-        wi, hi = self.input_size
-        return self.input_box_to_frames(0, self.num_frames, 0, hi, 0, wi)[1]
-
-    def frame_to_source(self, x: float, y: float) -> tuple[float, float]:
-        """Displayed-frame (x, y) -> the video's full-resolution display pixels (undoes ``max_side``)."""
-        return x * self.source_size[0] / self.frame_size[0], y * self.source_size[1] / self.frame_size[1]
-
-    def _check_frame(self, k: int) -> int:
-        if isinstance(k, bool) or not float(k).is_integer() or not 0 <= k < self.num_frames:
-            raise OutsideCropError(
-                f"frame {k} is not one of the {self.num_frames} sampled frames (0..{self.num_frames - 1})"
-            )
-        return int(k)
-
-
-# ----------------------------------------------------------------------------- clip
-
-
-@dataclass
-class Clip:
-    """A sampled, preprocessed clip: what the user sees and what the model gets.
-
-    ``frames`` (T, H, W, 3) uint8 RGB at the displayed size (the video's size, or capped at
-    ``max_side``); ``indices``/``timestamps``: source frame number and time (seconds from the
-    first frame) of each sampled frame; ``input`` (1, 3, T, H_in, W_in) float32 for the model.
-    """
-
-    frames: np.ndarray = field(repr=False)
-    indices: list[int]
-    timestamps: list[float]
-    fps: float  # frames per second of the source (1.0 for a still image, which has no rate)
-    source_size: tuple[int, int]  # (W, H) of the video at full resolution, as a player shows it
-    input: torch.Tensor = field(repr=False)
-    geometry: ClipGeometry
-    notes: list[str] = field(default_factory=list)
-    total_frames: int = 0  # frames in the source video
-    stride: int | None = None  # stride actually used; None for uniform sampling
-    is_still: bool = False  # a still image repeated
-
-    def query_cell(self, block: Any, k: int, x: float, y: float) -> tuple[int, int, int]:
-        """The block's query cell under displayed frame k, pixel (x, y).
-
-        ``block`` has ``query_at(t, y, x)`` in model-input coordinates (see
-        :class:`nlviz.capture.BlockCapture`). Raises :class:`OutsideCropError` off the crop.
-        """
-        return block.query_at(*self.geometry.to_input(k, x, y))
-
-    def key_region(self, block: Any, cell: Sequence[int]) -> tuple[list[int], tuple[float, float, float, float]]:
-        """Where a key cell of ``block`` lies on the displayed frames: (frames k, (x0, y0, x1, y1)).
-
-        ``block.key_box(cell)`` gives the half-open model-input box the key pools (including
-        any temporal stride of the network); this maps it back with the geometry.
-        """
-        return self.geometry.input_box_to_frames(*block.key_box(cell))
 
 
 @dataclass(frozen=True)
@@ -335,165 +85,6 @@ class VideoInfo:
     duration: float  # seconds
     size: tuple[int, int]  # (W, H) coded size of the frames
     is_still: bool
-
-
-# ----------------------------------------------------------------------------- reading the source
-
-
-def _looks_like_text(head: bytes) -> bool:
-    """True for input that is plain text (a text file named .mp4, an HTML error page, ...)."""
-    if not head or b"\x00" in head or head.startswith(b"YUV4MPEG2"):
-        return False
-    text = head.decode("utf-8", errors="replace")
-    bad = sum(1 for ch in text if ch == "\ufffd" or (ord(ch) < 32 and ch not in "\t\n\r\f\v\x1b"))
-    return bad <= len(text) // 100
-
-
-def _media_kind(head: bytes) -> str | None:
-    """A name for the container the magic bytes announce, or None when nothing is recognised."""
-    if head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip"):
-        return "an MP4/MOV video"
-    checks = [
-        (b"\x1a\x45\xdf\xa3", "a WebM/Matroska video"),
-        (b"RIFF", "a RIFF (AVI/WebP) file"),
-        (b"GIF8", "a GIF image"),
-        (b"\x89PNG", "a PNG image"),
-        (b"\xff\xd8\xff", "a JPEG image"),
-        (b"OggS", "an Ogg file"),
-        (b"FLV", "an FLV video"),
-        (b"DKIF", "an IVF video"),
-        (b"YUV4MPEG2", "a Y4M video"),
-        (b"\x00\x00\x01\xba", "an MPEG program stream"),
-        (b"\x30\x26\xb2\x75", "a WMV/ASF video"),
-    ]
-    for magic, name in checks:
-        if head.startswith(magic):
-            return name
-    if len(head) > 376 and head[0] == 0x47 and head[188] == 0x47:
-        return "an MPEG transport stream"
-    return None
-
-
-def _sniff_dimensions(head: bytes) -> tuple[str, int, int] | None:
-    """(kind, W, H) read straight from an image/stream header, before FFmpeg allocates anything."""
-    try:
-        if head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR":
-            w, h = struct.unpack(">II", head[16:24])
-            return "PNG", w, h
-        if head[:6] in (b"GIF87a", b"GIF89a"):
-            w, h = struct.unpack("<HH", head[6:10])
-            return "GIF", w, h
-        if head.startswith(b"DKIF"):
-            w, h = struct.unpack("<HH", head[12:16])
-            return "IVF", w, h
-        if head.startswith(b"YUV4MPEG2"):
-            line = head.split(b"\n", 1)[0].split()
-            dims = {tok[:1]: tok[1:] for tok in line[1:]}
-            return "Y4M", int(dims.get(b"W", b"0")), int(dims.get(b"H", b"0"))
-        if head.startswith(b"BM") and len(head) >= 26:
-            w, h = struct.unpack("<ii", head[18:26])
-            return "BMP", abs(w), abs(h)
-        if head.startswith(b"\xff\xd8"):
-            i = 2
-            while i + 9 <= len(head):
-                if head[i] != 0xFF:
-                    break
-                marker = head[i + 1]
-                if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-                    i += 2
-                    continue
-                seg = struct.unpack(">H", head[i + 2 : i + 4])[0]
-                if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-                    h, w = struct.unpack(">HH", head[i + 5 : i + 9])
-                    return "JPEG", w, h
-                i += 2 + seg
-    except (struct.error, ValueError):
-        return None
-    return None
-
-
-class _Source:
-    """The bytes of a video, reopenable as a fresh PyAV container any number of times."""
-
-    def __init__(self, source: Source, max_bytes: int | None) -> None:
-        self.path: str | None = None
-        self.buffer: bytes | None = None
-        self.file: BinaryIO | None = None
-        limit = max_bytes if max_bytes is not None else float("inf")
-        if isinstance(source, (str, os.PathLike)):
-            p = Path(source)
-            if not p.exists():
-                raise VideoNotFoundError(f"no such file: {p}")
-            if p.is_dir():
-                raise NotAVideoError(f"{p} is a folder, not a video")
-            size = p.stat().st_size
-            self.path, self.name = str(p.resolve()), p.name
-            if 0 < size <= limit:
-                with open(self.path, "rb") as f:
-                    self.head = f.read(_HEAD)
-        elif isinstance(source, (bytes, bytearray, memoryview)):
-            self.buffer = bytes(source)
-            size, self.name = len(self.buffer), "the uploaded data"
-            self.head = self.buffer[:_HEAD]
-        elif hasattr(source, "read"):
-            self.name = getattr(source, "name", None) or "the uploaded file"
-            if not isinstance(self.name, str):
-                self.name = "the uploaded file"
-            seekable = getattr(source, "seekable", lambda: False)()
-            if seekable:
-                size = source.seek(0, io.SEEK_END)
-                source.seek(0)
-                self.file = source
-                if 0 < size <= limit:
-                    self.head = source.read(_HEAD)
-                    source.seek(0)
-            else:  # a pipe or socket: read it into memory, at most limit + 1 bytes
-                chunks, size = [], 0
-                while size <= limit:
-                    chunk = source.read(1 << 20)
-                    if not chunk:
-                        break
-                    chunks.append(chunk)
-                    size += len(chunk)
-                self.buffer = b"".join(chunks)
-                self.head = self.buffer[:_HEAD]
-        else:
-            raise TypeError(f"a video source is a path, bytes or a binary file object, not {type(source).__name__}")
-        self.size = size
-        if size == 0:
-            raise EmptyVideoError(f"{self.name} is empty (0 bytes)")
-        if size > limit:
-            raise VideoTooLargeError(
-                f"{self.name} is {size / 2**20:.0f} MiB, more than the limit of {limit / 2**20:.0f} MiB"
-            )
-        if isinstance(self.head, str):
-            raise TypeError("open the file in binary mode ('rb')")
-        if _looks_like_text(self.head):
-            raise NotAVideoError(f"{self.name} is a text file, not a video or image")
-        dims = _sniff_dimensions(self.head)
-        if dims and max(dims[1], dims[2]) > MAX_DIMENSION:
-            raise VideoTooLargeError(
-                f"{self.name} is {dims[0]} of {dims[1]}x{dims[2]} pixels; at most {MAX_DIMENSION} per side is supported"
-            )
-
-    def open(self) -> av.container.InputContainer:
-        """A fresh container on the source (the caller closes it)."""
-        try:
-            if self.path is not None:
-                return av.open(self.path, metadata_errors="replace")
-            if self.buffer is not None:
-                return av.open(io.BytesIO(self.buffer), metadata_errors="replace")
-            self.file.seek(0)
-            return av.open(self.file, metadata_errors="replace")
-        except av.error.FileNotFoundError as e:
-            raise VideoNotFoundError(f"no such file: {self.name}") from e
-        except av.error.FFmpegError as e:
-            kind = _media_kind(self.head)
-            if kind is None:
-                raise NotAVideoError(f"{self.name} is not a video or image format that can be read") from e
-            raise CorruptVideoError(
-                f"{self.name} looks like {kind} but cannot be read: it is damaged or truncated"
-            ) from e
 
 
 def _rate(stream: av.video.stream.VideoStream) -> Fraction | None:
@@ -1064,92 +655,3 @@ def load_clip(
         return clip
 
     return _run(source, max_bytes, body)
-
-
-# ----------------------------------------------------------------------------- export
-
-
-def _check_frames(frames: np.ndarray) -> np.ndarray:
-    frames = np.asarray(frames)
-    if frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
-        raise ValueError(f"frames must be (T, H, W, 3) with T >= 1, got shape {frames.shape}")
-    if frames.dtype != np.uint8:
-        raise ValueError(f"frames must be uint8, got {frames.dtype}")
-    return frames
-
-
-def _even(frames: np.ndarray) -> np.ndarray:
-    """Pad an odd height or width by repeating the last row/column once (yuv420p needs even sizes)."""
-    pad_h, pad_w = frames.shape[1] % 2, frames.shape[2] % 2
-    if pad_h or pad_w:
-        frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-    return frames
-
-
-def _encode_h264(frames: np.ndarray, target: str | BinaryIO, fps: float, crf: int, options: dict[str, str]) -> None:
-    frames = _even(_check_frames(frames))
-    if fps <= 0:
-        raise ValueError(f"fps must be positive, got {fps}")
-    with av.open(target, "w", format="mp4", options=options) as out:
-        stream = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        stream.options = {"crf": str(crf), "preset": "medium", "profile": "high"}
-        for f in frames:
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")))
-        out.mux(stream.encode(None))
-
-
-def write_mp4(frames: np.ndarray, path: str | os.PathLike, fps: float = 8.0, *, crf: int = 18) -> Path:
-    """Write (T, H, W, 3) uint8 RGB frames as a browser-playable MP4; returns the path.
-
-    H.264 (libx264, High profile, yuv420p, ``crf`` quality) with the index at the front
-    (faststart). yuv420p needs even sizes: an odd height or width is padded by repeating the
-    last row or column once (nothing is cut). A partly written file is removed on error.
-    """
-    path = Path(path)
-    try:
-        _encode_h264(frames, str(path), fps, crf, {"movflags": "+faststart"})
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-    return path
-
-
-def encode_mp4(frames: np.ndarray, fps: float = 8.0, *, crf: int = 18) -> bytes:
-    """Like :func:`write_mp4`, in memory: fragmented MP4 bytes (plays in browsers, e.g. ``st.video``)."""
-    buffer = io.BytesIO()
-    _encode_h264(frames, buffer, fps, crf, {"movflags": "frag_keyframe+empty_moov+default_base_moof"})
-    return buffer.getvalue()
-
-
-def write_gif(frames: np.ndarray, path: str | os.PathLike, fps: float = 8.0) -> Path:
-    """Write (T, H, W, 3) uint8 RGB frames as a looping animated GIF; returns the path.
-
-    With Pillow (installed with matplotlib) each frame gets its own adaptive 256-colour
-    palette; without it PyAV's GIF encoder uses a fixed 3-3-2 palette. GIF delays are in
-    hundredths of a second, so the rate is rounded to that.
-    """
-    frames = _check_frames(frames)
-    if fps <= 0:
-        raise ValueError(f"fps must be positive, got {fps}")
-    path = Path(path)
-    try:
-        try:
-            from PIL import Image
-        except ImportError:
-            Image = None
-        if Image is not None:
-            images = [Image.fromarray(np.ascontiguousarray(f), "RGB") for f in frames]
-            delay = max(20, int(round(100.0 / fps)) * 10)  # milliseconds, whole hundredths
-            images[0].save(path, format="GIF", save_all=True, append_images=images[1:], duration=delay, loop=0)
-        else:
-            with av.open(str(path), "w", format="gif") as out:
-                stream = out.add_stream("gif", rate=Fraction(fps).limit_denominator(100))
-                stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "rgb8"
-                for f in frames:
-                    out.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")))
-                out.mux(stream.encode(None))
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-    return path
