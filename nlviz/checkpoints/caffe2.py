@@ -67,20 +67,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..models.registry import DEPTH_BLOCKS
 from ..spec import C2_MEAN, C2_STD
-from .common import (
-    AssumptionWarning,
-    CheckpointError,
-    CheckpointMismatchError,
-    expected_state,
-    labels_for,
-    mismatch_report,
-    registry_identity,
-    shape_of,
-    shape_str,
-    to_tensor,
-)
+from .common import (AssumptionWarning, CheckpointError, CheckpointMismatchError, KeyScheme, expected_state, labels_for,
+                     mismatch_report, registry_identity, resnet_blocks, shape_of, shape_str, temporal_kernels,
+                     to_tensor)
 
 NAME = "caffe2"
 DESCRIPTION = "Caffe2 pickle of numpy blobs (facebookresearch/video-nonlocal-net; PySlowFast's Caffe2 files)"
@@ -109,83 +99,40 @@ CLIP_GRAPHS = {(8, 8): "resnet_video", (32, 4): "resnet_video", (32, 2): "resnet
                (128, 1): "resnet_video_org"}
 AFFINE_TIME_GROUPS = (1, 4, 1, 1)  # res_stage_nonlocal_group(..., group_size=4) for res3 only
 
-_BN_SUFFIX = {"weight": "s", "bias": "b", "running_mean": "rm", "running_var": "riv"}
-_BN_PARAM = {v: k for k, v in _BN_SUFFIX.items()}
-_BLOCK_RE = re.compile(r"^res(\d+)_(\d+)_branch(1|2[abc])_(w|bn_s|bn_b|bn_rm|bn_riv)$")
-_NL_RE = re.compile(r"^nonlocal_conv(\d+)_(\d+)_(theta|phi|g|out|bn)_(w|b|s|rm|riv)$")
 _PYSLOWFAST_NAME = re.compile(r"^(C2D|I3D|SLOW|SLOWONLY)(_NOPOOL)?(_NLN)?_\d+x\d+_R\d+", re.IGNORECASE)
 
 
 # --- names ----------------------------------------------------------------------------------
 
+# lib/models/resnet_helper.py and nonlocal_helper.py name every blob; Caffe2 keeps no BN batch count
+KEYS = KeyScheme(
+    "Caffe2",
+    {
+        "stem_conv": "conv1_w",
+        "stem_bn": "res_conv1_bn_{bn}",
+        "conv": "res{s}_{i}_branch2{x}_w",
+        "bn": "res{s}_{i}_branch2{x}_bn_{bn}",
+        "down_conv": "res{s}_{i}_branch1_w",
+        "down_bn": "res{s}_{i}_branch1_bn_{bn}",
+        "nl_theta": "nonlocal_conv{s}_{i}_theta_{wb}",
+        "nl_kv": "nonlocal_conv{s}_{i}_{kv}_{wb}",
+        "nl_out": "nonlocal_conv{s}_{i}_out_{wb}",
+        "nl_bn": "nonlocal_conv{s}_{i}_bn_{bn}",
+        "fc": "pred_{wb}",
+    },
+    values={"bn": {"weight": "s", "bias": "b", "running_mean": "rm", "running_var": "riv"},
+            "wb": {"weight": "w", "bias": "b"}},
+)
+
 
 def map_key(blob: str) -> str | None:
     """Caffe2 blob name -> our state-dict key (None for names nlviz has no place for)."""
-    if blob == "conv1_w":
-        return "stem.conv.weight"
-    m = re.match(r"^res_conv1_bn_(s|b|rm|riv)$", blob)
-    if m:
-        return f"stem.bn.{_BN_PARAM[m[1]]}"
-    m = _BLOCK_RE.match(blob)
-    if m:
-        s, i, branch, part = m.groups()
-        if not 2 <= int(s) <= 5:
-            return None
-        prefix = f"res{s}.{int(i)}"
-        if branch == "1":
-            return f"{prefix}.downsample.0.weight" if part == "w" else f"{prefix}.downsample.1.{_BN_PARAM[part[3:]]}"
-        x = branch[1]
-        return f"{prefix}.conv_{x}.weight" if part == "w" else f"{prefix}.bn_{x}.{_BN_PARAM[part[3:]]}"
-    m = _NL_RE.match(blob)
-    if m:
-        s, i, layer, part = m.groups()
-        if not 2 <= int(s) <= 5:
-            return None
-        prefix = f"res{s}.{int(i)}.nl"
-        if layer == "bn":
-            return f"{prefix}.bn.{_BN_PARAM[part]}" if part in _BN_PARAM else None
-        if part not in ("w", "b"):
-            return None
-        p = "weight" if part == "w" else "bias"
-        return f"{prefix}.out.{p}" if layer == "out" else f"{prefix}.{layer}.conv.{p}"
-    m = re.match(r"^pred_(w|b)$", blob)
-    if m:
-        return "head.fc.weight" if m[1] == "w" else "head.fc.bias"
-    return None
+    return KEYS.to_ours(blob)
 
 
 def source_key(key: str) -> str | None:
     """Our state-dict key -> its Caffe2 blob name (None for ``num_batches_tracked``, which Caffe2 lacks)."""
-    if key.endswith(".num_batches_tracked"):
-        return None
-    if key == "stem.conv.weight":
-        return "conv1_w"
-    m = re.match(r"^stem\.bn\.(\w+)$", key)
-    if m:
-        return f"res_conv1_bn_{_BN_SUFFIX[m[1]]}"
-    m = re.match(r"^res(\d)\.(\d+)\.(.+)$", key)
-    if m:
-        s, i, rest = m.groups()
-        c2 = f"res{s}_{i}"
-        nl = f"nonlocal_conv{s}_{i}"
-        patterns = [
-            (r"^conv_([abc])\.weight$", lambda r: f"{c2}_branch2{r[1]}_w"),
-            (r"^bn_([abc])\.(\w+)$", lambda r: f"{c2}_branch2{r[1]}_bn_{_BN_SUFFIX[r[2]]}"),
-            (r"^downsample\.0\.weight$", lambda r: f"{c2}_branch1_w"),
-            (r"^downsample\.1\.(\w+)$", lambda r: f"{c2}_branch1_bn_{_BN_SUFFIX[r[1]]}"),
-            (r"^nl\.(theta|phi|g)\.conv\.(weight|bias)$", lambda r: f"{nl}_{r[1]}_{r[2][0]}"),
-            (r"^nl\.out\.(weight|bias)$", lambda r: f"{nl}_out_{r[1][0]}"),
-            (r"^nl\.bn\.(\w+)$", lambda r: f"{nl}_bn_{_BN_SUFFIX[r[1]]}"),
-        ]
-        for pattern, name in patterns:
-            r = re.match(pattern, rest)
-            if r:
-                return name(r)
-    if key == "head.fc.weight":
-        return "pred_w"
-    if key == "head.fc.bias":
-        return "pred_b"
-    raise KeyError(f"no Caffe2 blob for {key!r}")
+    return KEYS.to_source(key)
 
 
 def is_ignored(blob: str) -> bool:
@@ -270,22 +217,10 @@ def infer(
         m = re.match(r"^res(\d+)_(\d+)_", n)
         if m and int(m[1]) in indices and not is_ignored(n):
             indices[int(m[1])].add(int(m[2]))
-    blocks = tuple(max(indices[s]) + 1 if indices[s] else 0 for s in range(2, 6))
-    if blocks not in {tuple(b) for b in DEPTH_BLOCKS.values()}:
-        known = ", ".join(f"ResNet-{d} {tuple(b)}" for d, b in DEPTH_BLOCKS.items())
-        raise CheckpointMismatchError(
-            f"Caffe2 checkpoint: residual blocks per stage res2..res5 are {blocks} (highest res{{s}}_{{i}} index + 1); "
-            f"Caffe2's video ResNets are {known}"
-        )
+    blocks = resnet_blocks(indices, "Caffe2")
 
     # temporal kernel of every bottleneck (branch2a, 3x1x1 or 1x1x1)
-    kernels = []
-    for s, n in zip(range(2, 6), blocks):
-        stage = []
-        for i in range(n):
-            shape = shape_of(blobs.get(f"res{s}_{i}_branch2a_w"))
-            stage.append(shape[2] if shape is not None and len(shape) == 5 else 1)
-        kernels.append(tuple(stage))
+    kernels = temporal_kernels(blocks, lambda s, i: blobs.get(f"res{s}_{i}_branch2a_w"))
     if any(k % 2 == 0 for s in kernels for k in s):
         raise _fail(f"a branch2a conv has an even temporal kernel ({kernels}); Caffe2 pads (k - 1) / 2")
 
@@ -419,28 +354,18 @@ def _describe(arch: str, overrides: dict[str, Any]) -> str:
     return arch + (f" ({', '.join(f'{k}={v}' for k, v in extra.items())})" if extra else "")
 
 
-def load(obj: Any, *, filename: str | None = None, pairwise: str | None = None):
-    """Convert and build: the nlviz model (eval mode) of a loaded Caffe2 checkpoint object."""
-    from ..models import build
-
-    arch, overrides, state = convert(obj, filename=filename, pairwise=pairwise)
-    model = build(arch, **overrides)
-    model.load_state_dict(state, strict=True)
-    return model.eval()
-
-
 __all__ = [
     "BN_EPS",
     "CLIP_GRAPHS",
     "DESCRIPTION",
     "GRAPHS",
+    "KEYS",
     "NAME",
     "blobs_of",
     "convert",
     "detect",
     "infer",
     "is_ignored",
-    "load",
     "map_key",
     "source_key",
 ]

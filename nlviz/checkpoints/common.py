@@ -14,11 +14,16 @@ Warnings: :class:`AssumptionWarning` when the file does not say something the mo
 (e.g. a Caffe2 pickle holds no clip length) and a documented default was used. Its ``fields``
 name the build arguments that were assumed, so a caller that supplies them (the zoo does)
 can drop the warning.
+
+Names: :data:`OUR_KEYS` spells every state-dict key of our ResNet3d once; a format's
+:class:`KeyScheme` spells the same parts in its own names, and maps keys both ways from that
+one table (Caffe2 blobs, PySlowFast and mmaction2 state dicts).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -64,18 +69,21 @@ def listing(items: list[str], limit: int = 5) -> str:
     return ", ".join(items[:limit]) + f", ... ({len(items)} in all)"
 
 
+def count_report(groups: Iterable[tuple[str, Sequence[str]]], limit: int = 5) -> str:
+    """'3 missing: a, b, c; 1 unexpected: d' for the non-empty (label, items) groups, in order
+    ('' when all are empty). ``{es}`` in a label is 'es' when it counts more than one."""
+    parts = []
+    for label, items in groups:
+        if items:
+            parts.append(f"{len(items)} {label.format(es='es' if len(items) > 1 else '')}: {listing(items, limit)}")
+    return "; ".join(parts)
+
+
 def mismatch_report(
     missing: list[str], unexpected: list[str], shapes: list[str], limit: int = 5
 ) -> str:
     """'3 missing: ...; 1 unexpected: ...; 2 shape mismatches: ...' ('' when all three are empty)."""
-    parts = []
-    if missing:
-        parts.append(f"{len(missing)} missing: {listing(missing, limit)}")
-    if unexpected:
-        parts.append(f"{len(unexpected)} unexpected: {listing(unexpected, limit)}")
-    if shapes:
-        parts.append(f"{len(shapes)} shape mismatch{'es' if len(shapes) > 1 else ''}: {listing(shapes, limit)}")
-    return "; ".join(parts)
+    return count_report([("missing", missing), ("unexpected", unexpected), ("shape mismatch{es}", shapes)], limit)
 
 
 def shape_str(shape: Iterable[int]) -> str:
@@ -100,6 +108,147 @@ def shape_of(value: Any) -> tuple[int, ...] | None:
     if isinstance(value, (np.ndarray, Tensor)):
         return tuple(int(s) for s in value.shape)
     return None
+
+
+# --- names: our keys, and a format's spelling of them --------------------------------------------
+
+BN_PARAMS: tuple[str, ...] = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+
+# the fields of our keys and the values each takes (None: a block index, any whole number)
+_OUR_FIELDS: dict[str, tuple[str, ...] | None] = {
+    "s": ("2", "3", "4", "5"),  # stage res2..res5
+    "i": None,  # residual block within the stage
+    "x": ("a", "b", "c"),  # the bottleneck's conv: 1x1 (or 3x1x1), 3x3, 1x1
+    "bn": BN_PARAMS,
+    "wb": ("weight", "bias"),
+    "kv": ("phi", "g"),  # the non-local block's key and value projections (pooled when it subsamples)
+}
+
+OUR_KEYS: dict[str, str] = {  # part -> every state-dict key of :class:`~nlviz.models.ResNet3d` it covers
+    "stem_conv": "stem.conv.weight",
+    "stem_bn": "stem.bn.{bn}",
+    "conv": "res{s}.{i}.conv_{x}.weight",
+    "bn": "res{s}.{i}.bn_{x}.{bn}",
+    "down_conv": "res{s}.{i}.downsample.0.weight",
+    "down_bn": "res{s}.{i}.downsample.1.{bn}",
+    "nl_theta": "res{s}.{i}.nl.theta.conv.{wb}",
+    "nl_kv": "res{s}.{i}.nl.{kv}.conv.{wb}",
+    "nl_concat": "res{s}.{i}.nl.concat_project.weight",
+    "nl_out": "res{s}.{i}.nl.out.{wb}",
+    "nl_bn": "res{s}.{i}.nl.bn.{bn}",
+    "fc": "head.fc.{wb}",
+}
+
+
+def _pattern(template: str, fields: Mapping[str, Iterable[str] | None]) -> re.Pattern:
+    """A regex matching ``template`` with each ``{field}`` one of its values (None: digits)."""
+    parts, pos = [], 0
+    for m in re.finditer(r"\{(\w+)\}", template):
+        values = fields[m[1]]
+        body = r"\d+" if values is None else "|".join(re.escape(v) for v in sorted(values, key=len, reverse=True))
+        parts += [re.escape(template[pos:m.start()]), f"(?P<{m[1]}>{body})"]
+        pos = m.end()
+    return re.compile("".join(parts) + re.escape(template[pos:]))
+
+
+class KeyScheme:
+    """How one checkpoint format names our state-dict keys: both directions from one table.
+
+    ``names``: part of :data:`OUR_KEYS` -> the format's name for it, a template over the same
+    fields (a part left out has no name in the format). ``values``: field -> {our value: the
+    format's}, where it spells values otherwise (Caffe2's BN suffixes ``s``/``b``/``rm``/``riv``,
+    mmaction2's ``layer1`` for res2); a value missing from such a map has no name in the format.
+    ``extra``: fields only the format's names have -> their spellings, the first the default
+    (PySlowFast's non-local ``bn`` or ``norm``); :meth:`to_source` takes them as keywords and
+    :meth:`to_ours` accepts every spelling.
+    """
+
+    def __init__(
+        self,
+        source: str,
+        names: Mapping[str, str],
+        *,
+        values: Mapping[str, Mapping[str, str]] | None = None,
+        extra: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
+        self.source = source
+        self.names = dict(names)
+        self.values = {f: dict(m) for f, m in (values or {}).items()}
+        self.extra = {f: tuple(v) for f, v in (extra or {}).items()}
+        self._inverse = {f: {v: k for k, v in m.items()} for f, m in self.values.items()}
+        theirs = {f: (list(self.values[f].values()) if f in self.values else v) for f, v in _OUR_FIELDS.items()}
+        theirs.update(self.extra)
+        self._ours = {part: _pattern(OUR_KEYS[part], _OUR_FIELDS) for part in self.names}
+        self._theirs = {part: _pattern(name, theirs) for part, name in self.names.items()}
+
+    def to_ours(self, name: str) -> str | None:
+        """Our state-dict key for the format's ``name``; None for a name nlviz has no place for."""
+        for part, pattern in self._theirs.items():
+            m = pattern.fullmatch(name)
+            if m:
+                fields = {f: self._inverse.get(f, {}).get(v, v) for f, v in m.groupdict().items() if f not in self.extra}
+                if "i" in fields:
+                    fields["i"] = str(int(fields["i"]))
+                return OUR_KEYS[part].format(**fields)
+        return None
+
+    def to_source(self, key: str, **extra: str) -> str | None:
+        """The format's name for our ``key`` (``extra``: its own fields, e.g. ``norm="norm"``);
+        None when the format has no such value (Caffe2 keeps no BN batch count). KeyError for
+        a key of no part the format names."""
+        for part, pattern in self._ours.items():
+            m = pattern.fullmatch(key)
+            if m is None:
+                continue
+            fields = m.groupdict()
+            for f, v in fields.items():
+                if f in self.values:
+                    if v not in self.values[f]:
+                        return None
+                    fields[f] = self.values[f][v]
+            chosen = {f: extra.get(f, spellings[0]) for f, spellings in self.extra.items()}
+            return self.names[part].format(**fields, **chosen)
+        raise KeyError(f"no {self.source} name for {key!r}")
+
+
+def strip_module_prefix(sd: Mapping[str, Any]) -> dict[str, Any]:
+    """Drop the ``module.`` prefix that (Distributed)DataParallel puts on every key."""
+    keys = list(sd)
+    if keys and all(isinstance(k, str) and k.startswith("module.") for k in keys):
+        return {k[len("module."):]: v for k, v in sd.items()}
+    return dict(sd)
+
+
+# --- structure shared by the ResNet formats -------------------------------------------------------
+
+
+def resnet_blocks(indices: Mapping[int, Iterable[int]], source: str) -> tuple[int, int, int, int]:
+    """Residual blocks per stage res2..res5: the highest block index seen in each stage, + 1.
+
+    ``indices``: stage (2..5) -> the block indices its names hold. CheckpointMismatchError,
+    naming ``source``, unless that is a ResNet depth nlviz builds (:data:`DEPTH_BLOCKS`).
+    """
+    seen = {s: set(indices.get(s, ())) for s in range(2, 6)}
+    blocks = tuple(max(seen[s]) + 1 if seen[s] else 0 for s in range(2, 6))
+    if blocks not in {tuple(b) for b in DEPTH_BLOCKS.values()}:
+        known = ", ".join(f"ResNet-{d} {tuple(b)}" for d, b in DEPTH_BLOCKS.items())
+        raise CheckpointMismatchError(
+            f"{source} checkpoint: residual blocks per stage res2..res5 are {blocks} (the highest block index "
+            f"in each, + 1); {source}'s ResNets are {known}"
+        )
+    return blocks
+
+
+def temporal_kernels(
+    blocks: Sequence[int], first_conv: Callable[[int, int], Any]
+) -> tuple[tuple[int, ...], ...]:
+    """The temporal kernel of every bottleneck, per stage: the time size of its first conv's
+    weight, ``first_conv(stage, block)`` (a 5-D array or tensor; anything else counts as 1)."""
+    kernels = []
+    for s, n in zip(range(2, 6), blocks):
+        shapes = [shape_of(first_conv(s, i)) for i in range(n)]
+        kernels.append(tuple(shape[2] if shape is not None and len(shape) == 5 else 1 for shape in shapes))
+    return tuple(kernels)
 
 
 def expected_state(arch: str, overrides: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
@@ -154,16 +303,23 @@ def labels_for(num_classes: int, dataset: str = "kinetics") -> str | None:
 
 
 __all__ = [
+    "BN_PARAMS",
+    "OUR_KEYS",
     "AssumptionWarning",
     "CheckpointError",
     "CheckpointMismatchError",
+    "KeyScheme",
     "UnknownFormatError",
     "UnsafeCheckpointError",
+    "count_report",
     "expected_state",
     "listing",
     "mismatch_report",
     "registry_identity",
+    "resnet_blocks",
     "shape_of",
     "spec_fields",
+    "strip_module_prefix",
+    "temporal_kernels",
     "to_tensor",
 ]

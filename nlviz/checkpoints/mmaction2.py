@@ -67,9 +67,11 @@ from .common import (
     AssumptionWarning,
     CheckpointError,
     CheckpointMismatchError,
+    KeyScheme,
+    count_report,
     expected_state,
-    listing,
     registry_identity,
+    strip_module_prefix,
 )
 
 NAME = "mmaction2"
@@ -98,8 +100,6 @@ SPEC_OVERRIDES: dict[str, Any] = {
 }
 DEFAULT_PAIRWISE = "embedded_gaussian"
 
-_BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
-_CONV_LETTER = {"1": "a", "2": "b", "3": "c"}
 
 
 class MMAction2CheckpointError(CheckpointError):
@@ -133,14 +133,6 @@ def _state_dict_of(obj: Any) -> Mapping[str, Any] | None:
     return obj
 
 
-def _strip_module_prefix(sd: Mapping[str, Any]) -> dict[str, Any]:
-    """Drop the ``module.`` prefix that (Distributed)DataParallel puts on every key."""
-    keys = list(sd)
-    if keys and all(isinstance(k, str) and k.startswith("module.") for k in keys):
-        return {k[len("module.") :]: v for k, v in sd.items()}
-    return dict(sd)
-
-
 def detect(obj: Any) -> bool:
     """Whether ``obj`` is an mmaction2 recognizer checkpoint: ``{"state_dict": ...}`` or a bare state dict
     whose keys are ``backbone.*`` with mmcv ``ConvModule`` names (``backbone.conv1.conv.weight``) and
@@ -149,7 +141,7 @@ def detect(obj: Any) -> bool:
         sd = _state_dict_of(obj)
         if not sd:
             return False
-        sd = _strip_module_prefix(sd)
+        sd = strip_module_prefix(sd)
         keys = [k for k in sd if isinstance(k, str)]
         has_backbone = "backbone.conv1.conv.weight" in sd or any(
             re.match(r"backbone\.layer\d+\.\d+\.conv1\.conv\.weight$", k) for k in keys
@@ -161,44 +153,28 @@ def detect(obj: Any) -> bool:
 
 # --- key mapping ----------------------------------------------------------------------------------
 
-_RULES: list[tuple[re.Pattern, str]] = [
-    (re.compile(r"backbone\.conv1\.conv\.weight$"), "stem.conv.weight"),
-    (re.compile(r"backbone\.conv1\.bn\.(?P<p>%s)$" % "|".join(_BN)), "stem.bn.{p}"),
-    (re.compile(r"backbone\.layer(?P<L>\d+)\.(?P<i>\d+)\.conv(?P<c>[123])\.conv\.weight$"), "{blk}.conv_{c}.weight"),
-    (
-        re.compile(r"backbone\.layer(?P<L>\d+)\.(?P<i>\d+)\.conv(?P<c>[123])\.bn\.(?P<p>%s)$" % "|".join(_BN)),
-        "{blk}.bn_{c}.{p}",
-    ),
-    (re.compile(r"backbone\.layer(?P<L>\d+)\.(?P<i>\d+)\.downsample\.conv\.weight$"), "{blk}.downsample.0.weight"),
-    (
-        re.compile(r"backbone\.layer(?P<L>\d+)\.(?P<i>\d+)\.downsample\.bn\.(?P<p>%s)$" % "|".join(_BN)),
-        "{blk}.downsample.1.{p}",
-    ),
-    (
-        re.compile(r"backbone\.layer(?P<L>\d+)\.(?P<i>\d+)\.non_local_block\.theta\.conv\.(?P<p>weight|bias)$"),
-        "{blk}.nl.theta.conv.{p}",
-    ),
-    (
-        re.compile(
-            r"backbone\.layer(?P<L>\d+)\.(?P<i>\d+)\.non_local_block\.(?P<proj>phi|g)(?:\.0)?"
-            r"\.conv\.(?P<p>weight|bias)$"
-        ),
-        "{blk}.nl.{proj}.conv.{p}",
-    ),
-    (
-        re.compile(r"backbone\.layer(?P<L>\d+)\.(?P<i>\d+)\.non_local_block\.concat_project\.conv\.weight$"),
-        "{blk}.nl.concat_project.weight",
-    ),
-    (
-        re.compile(r"backbone\.layer(?P<L>\d+)\.(?P<i>\d+)\.non_local_block\.conv_out\.conv\.(?P<p>weight|bias)$"),
-        "{blk}.nl.out.{p}",
-    ),
-    (
-        re.compile(r"backbone\.layer(?P<L>\d+)\.(?P<i>\d+)\.non_local_block\.conv_out\.bn\.(?P<p>%s)$" % "|".join(_BN)),
-        "{blk}.nl.bn.{p}",
-    ),
-    (re.compile(r"cls_head\.fc_cls\.(?P<p>weight|bias)$"), "head.fc.{p}"),
-]
+# mmaction2's ResNet3d (layer1..layer4 are our res2..res5; conv1..conv3 our conv_a..conv_c, each an
+# mmcv ConvModule: .conv and .bn) and mmcv's NonLocal3d (phi/g get a ".0" before their pool when it
+# subsamples)
+KEYS = KeyScheme(
+    "mmaction2",
+    {
+        "stem_conv": "backbone.conv1.conv.weight",
+        "stem_bn": "backbone.conv1.bn.{bn}",
+        "conv": "backbone.layer{s}.{i}.conv{x}.conv.weight",
+        "bn": "backbone.layer{s}.{i}.conv{x}.bn.{bn}",
+        "down_conv": "backbone.layer{s}.{i}.downsample.conv.weight",
+        "down_bn": "backbone.layer{s}.{i}.downsample.bn.{bn}",
+        "nl_theta": "backbone.layer{s}.{i}.non_local_block.theta.conv.{wb}",
+        "nl_kv": "backbone.layer{s}.{i}.non_local_block.{kv}{pool}.conv.{wb}",
+        "nl_concat": "backbone.layer{s}.{i}.non_local_block.concat_project.conv.weight",
+        "nl_out": "backbone.layer{s}.{i}.non_local_block.conv_out.conv.{wb}",
+        "nl_bn": "backbone.layer{s}.{i}.non_local_block.conv_out.bn.{bn}",
+        "fc": "cls_head.fc_cls.{wb}",
+    },
+    values={"s": {"2": "1", "3": "2", "4": "3", "5": "4"}, "x": {"a": "1", "b": "2", "c": "3"}},
+    extra={"pool": (".0", "")},
+)
 
 
 def map_key(key: str) -> str | None:
@@ -207,42 +183,7 @@ def map_key(key: str) -> str | None:
     ``backbone.layer2.1.non_local_block.phi.0.conv.weight`` -> ``res3.1.nl.phi.conv.weight``
     (mmaction2's layer1..layer4 are our res2..res5).
     """
-    for pattern, template in _RULES:
-        m = pattern.match(key)
-        if m is None:
-            continue
-        groups = m.groupdict()
-        if "L" in groups:
-            layer = int(groups["L"])
-            if not 1 <= layer <= 4:
-                return None
-            groups["blk"] = f"res{layer + 1}.{int(groups['i'])}"
-        if "c" in groups:
-            groups["c"] = _CONV_LETTER[groups["c"]]
-        return template.format(**groups)
-    return None
-
-
-_INVERSE: list[tuple[re.Pattern, str]] = [
-    (re.compile(r"stem\.conv\.weight$"), "backbone.conv1.conv.weight"),
-    (re.compile(r"stem\.bn\.(?P<p>\w+)$"), "backbone.conv1.bn.{p}"),
-    (re.compile(r"(?P<blk>res\d+\.\d+)\.conv_(?P<c>[abc])\.weight$"), "{layer}.conv{n}.conv.weight"),
-    (re.compile(r"(?P<blk>res\d+\.\d+)\.bn_(?P<c>[abc])\.(?P<p>\w+)$"), "{layer}.conv{n}.bn.{p}"),
-    (re.compile(r"(?P<blk>res\d+\.\d+)\.downsample\.0\.weight$"), "{layer}.downsample.conv.weight"),
-    (re.compile(r"(?P<blk>res\d+\.\d+)\.downsample\.1\.(?P<p>\w+)$"), "{layer}.downsample.bn.{p}"),
-    (re.compile(r"(?P<blk>res\d+\.\d+)\.nl\.theta\.conv\.(?P<p>\w+)$"), "{layer}.non_local_block.theta.conv.{p}"),
-    (
-        re.compile(r"(?P<blk>res\d+\.\d+)\.nl\.(?P<proj>phi|g)\.conv\.(?P<p>\w+)$"),
-        "{layer}.non_local_block.{proj}{pool}.conv.{p}",
-    ),
-    (
-        re.compile(r"(?P<blk>res\d+\.\d+)\.nl\.concat_project\.weight$"),
-        "{layer}.non_local_block.concat_project.conv.weight",
-    ),
-    (re.compile(r"(?P<blk>res\d+\.\d+)\.nl\.out\.(?P<p>\w+)$"), "{layer}.non_local_block.conv_out.conv.{p}"),
-    (re.compile(r"(?P<blk>res\d+\.\d+)\.nl\.bn\.(?P<p>\w+)$"), "{layer}.non_local_block.conv_out.bn.{p}"),
-    (re.compile(r"head\.fc\.(?P<p>\w+)$"), "cls_head.fc_cls.{p}"),
-]
+    return KEYS.to_ours(key)
 
 
 def source_key(target: str, *, subsample: bool = True) -> str:
@@ -251,19 +192,10 @@ def source_key(target: str, *, subsample: bool = True) -> str:
     ``subsample``: mmcv names the pooled phi/g ``phi.0``/``g.0`` and the unpooled ones ``phi``/``g``.
     Unknown names come back unchanged.
     """
-    for pattern, template in _INVERSE:
-        m = pattern.match(target)
-        if m is None:
-            continue
-        groups = m.groupdict()
-        if "blk" in groups:
-            stage, i = groups["blk"][3:].split(".")
-            groups["layer"] = f"backbone.layer{int(stage) - 1}.{i}"
-        if "c" in groups:
-            groups["n"] = "abc".index(groups["c"]) + 1
-        groups["pool"] = ".0" if subsample else ""
-        return template.format(**groups)
-    return target
+    try:
+        return KEYS.to_source(target, pool=".0" if subsample else "") or target
+    except KeyError:
+        return target
 
 
 # --- structure inference --------------------------------------------------------------------------
@@ -483,7 +415,7 @@ def infer(
     sd = _state_dict_of(obj)
     if not sd:
         raise _fail("no state dict found (expected a dict with 'state_dict', or a state dict itself)")
-    sd = _strip_module_prefix(sd)
+    sd = strip_module_prefix(sd)
     meta = obj.get("meta") if isinstance(obj, Mapping) and "state_dict" in obj else None
 
     stem = _shape(sd, "backbone.conv1.conv.weight")
@@ -564,7 +496,7 @@ def convert(
     :func:`infer`, and so is ``filename``. The tensors are the checkpoint's own (not copies).
     """
     arch, overrides = infer(obj, filename=filename, pairwise=pairwise, mode=mode)
-    sd = _strip_module_prefix(_state_dict_of(obj))
+    sd = strip_module_prefix(_state_dict_of(obj))
 
     state: dict[str, Tensor] = {}
     source_of: dict[str, str] = {}
@@ -593,20 +525,15 @@ def convert(
         for t in state
         if t in expected and tuple(state[t].shape) != expected[t]
     ]
-    problems = []
-    if unknown:
-        problems.append(f"{len(unknown)} key(s) nlviz has no place for: {listing(unknown)}")
-    if unexpected:
-        problems.append(f"{len(unexpected)} key(s) the inferred network does not have: {listing(unexpected)}")
-    if missing:
-        problems.append(f"{len(missing)} key(s) missing from the file: {listing(missing)}")
-    if shapes:
-        problems.append(f"{len(shapes)} shape mismatch(es): {listing(shapes)}")
-    if problems:
+    problem = count_report([
+        ("key(s) nlviz has no place for", unknown),
+        ("key(s) the inferred network does not have", unexpected),
+        ("key(s) missing from the file", missing),
+        ("shape mismatch(es)", shapes),
+    ])
+    if problem:
         width = overrides.get("base_channels", 64)
-        raise MMAction2MismatchError(
-            f"mmaction2 checkpoint: does not convert to {arch} (base_channels={width}): " + "; ".join(problems)
-        )
+        raise MMAction2MismatchError(f"mmaction2 checkpoint: does not convert to {arch} (base_channels={width}): {problem}")
     return arch, overrides, state
 
 
@@ -622,6 +549,7 @@ __all__ = [
     "DEFAULT_PAIRWISE",
     "DESCRIPTION",
     "GRAPH_OVERRIDES",
+    "KEYS",
     "NAME",
     "SPEC_OVERRIDES",
     "AmbiguousPairwiseWarning",

@@ -55,18 +55,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..models.registry import DEPTH_BLOCKS
-from .common import (
-    AssumptionWarning,
-    CheckpointError,
-    CheckpointMismatchError,
-    expected_state,
-    labels_for,
-    mismatch_report,
-    registry_identity,
-    shape_of,
-    shape_str,
-)
+from .common import (AssumptionWarning, CheckpointError, CheckpointMismatchError, KeyScheme, expected_state, labels_for,
+                     mismatch_report, registry_identity, resnet_blocks, shape_of, shape_str, strip_module_prefix,
+                     temporal_kernels)
 
 NAME = "pyslowfast"
 DESCRIPTION = "PySlowFast .pyth checkpoint ({'model_state': ..., 'cfg': YAML}) of a single-pathway ResNet"
@@ -99,7 +90,6 @@ DEFAULTS: dict[str, Any] = {
 }
 NO_CFG = {"NONLOCAL.INSTANTIATION": "softmax"}  # every *_NLN_* config in configs/Kinetics says softmax
 
-_BN_PARTS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 
 
 class ConfigParseError(ValueError):
@@ -340,84 +330,37 @@ def _nl_norm_name(sd: Mapping[str, Any]) -> str:
     return "norm" if any(re.match(r"^s\d+\.pathway0_nonlocal\d+\.norm\.", k) for k in sd) else "bn"
 
 
+# slowfast/models/{stem_helper,resnet_helper,nonlocal_helper,head_helper}.py name every key
+KEYS = KeyScheme(
+    "PySlowFast",
+    {
+        "stem_conv": "s1.pathway0_stem.conv.weight",
+        "stem_bn": "s1.pathway0_stem.bn.{bn}",
+        "conv": "s{s}.pathway0_res{i}.branch2.{x}.weight",
+        "bn": "s{s}.pathway0_res{i}.branch2.{x}_bn.{bn}",
+        "down_conv": "s{s}.pathway0_res{i}.branch1.weight",
+        "down_bn": "s{s}.pathway0_res{i}.branch1_bn.{bn}",
+        "nl_theta": "s{s}.pathway0_nonlocal{i}.conv_theta.{wb}",
+        "nl_kv": "s{s}.pathway0_nonlocal{i}.conv_{kv}.{wb}",
+        "nl_out": "s{s}.pathway0_nonlocal{i}.conv_out.{wb}",
+        "nl_bn": "s{s}.pathway0_nonlocal{i}.{norm}.{bn}",
+        "fc": "head.projection.{wb}",
+    },
+    extra={"norm": ("bn", "norm")},  # the non-local block's BN: Nonlocal.bn, renamed norm in later versions
+)
+
+
 def map_key(key: str) -> str | None:
     """PySlowFast state-dict key -> ours (None for keys nlviz has no place for)."""
-    m = re.match(r"^s1\.pathway0_stem\.(conv\.weight|bn\.(\w+))$", key)
-    if m:
-        return "stem.conv.weight" if m[1] == "conv.weight" else f"stem.bn.{m[2]}" if m[2] in _BN_PARTS else None
-    m = re.match(r"^s([2-5])\.pathway0_res(\d+)\.(.+)$", key)
-    if m:
-        s, i, rest = m.groups()
-        prefix = f"res{s}.{int(i)}"
-        r = re.match(r"^branch2\.([abc])\.weight$", rest)
-        if r:
-            return f"{prefix}.conv_{r[1]}.weight"
-        r = re.match(r"^branch2\.([abc])_bn\.(\w+)$", rest)
-        if r and r[2] in _BN_PARTS:
-            return f"{prefix}.bn_{r[1]}.{r[2]}"
-        if rest == "branch1.weight":
-            return f"{prefix}.downsample.0.weight"
-        r = re.match(r"^branch1_bn\.(\w+)$", rest)
-        if r and r[1] in _BN_PARTS:
-            return f"{prefix}.downsample.1.{r[1]}"
-        return None
-    m = re.match(r"^s([2-5])\.pathway0_nonlocal(\d+)\.(.+)$", key)
-    if m:
-        s, i, rest = m.groups()
-        prefix = f"res{s}.{int(i)}.nl"
-        r = re.match(r"^conv_(theta|phi|g)\.(weight|bias)$", rest)
-        if r:
-            return f"{prefix}.{r[1]}.conv.{r[2]}"
-        r = re.match(r"^conv_out\.(weight|bias)$", rest)
-        if r:
-            return f"{prefix}.out.{r[1]}"
-        r = re.match(r"^(bn|norm)\.(\w+)$", rest)
-        if r and r[2] in _BN_PARTS:
-            return f"{prefix}.bn.{r[2]}"
-        return None
-    m = re.match(r"^head\.projection\.(weight|bias)$", key)
-    if m:
-        return f"head.fc.{m[1]}"
-    return None
+    return KEYS.to_ours(key)
 
 
 def source_key(key: str, *, nl_norm: str = "bn") -> str:
     """Our state-dict key -> PySlowFast's (``nl_norm``: the non-local BN's attribute, 'bn' or 'norm')."""
-    if key == "stem.conv.weight":
-        return "s1.pathway0_stem.conv.weight"
-    m = re.match(r"^stem\.bn\.(\w+)$", key)
-    if m:
-        return f"s1.pathway0_stem.bn.{m[1]}"
-    m = re.match(r"^res(\d)\.(\d+)\.(.+)$", key)
-    if m:
-        s, i, rest = m.groups()
-        res, nl = f"s{s}.pathway0_res{i}", f"s{s}.pathway0_nonlocal{i}"
-        for pattern, fmt in (
-            (r"^conv_([abc])\.weight$", lambda r: f"{res}.branch2.{r[1]}.weight"),
-            (r"^bn_([abc])\.(\w+)$", lambda r: f"{res}.branch2.{r[1]}_bn.{r[2]}"),
-            (r"^downsample\.0\.weight$", lambda r: f"{res}.branch1.weight"),
-            (r"^downsample\.1\.(\w+)$", lambda r: f"{res}.branch1_bn.{r[1]}"),
-            (r"^nl\.(theta|phi|g)\.conv\.(\w+)$", lambda r: f"{nl}.conv_{r[1]}.{r[2]}"),
-            (r"^nl\.out\.(\w+)$", lambda r: f"{nl}.conv_out.{r[1]}"),
-            (r"^nl\.bn\.(\w+)$", lambda r: f"{nl}.{nl_norm}.{r[1]}"),
-        ):
-            r = re.match(pattern, rest)
-            if r:
-                return fmt(r)
-    m = re.match(r"^head\.fc\.(weight|bias)$", key)
-    if m:
-        return f"head.projection.{m[1]}"
-    raise KeyError(f"no PySlowFast key for {key!r}")
+    return KEYS.to_source(key, norm=nl_norm)
 
 
 # --- detection ------------------------------------------------------------------------------
-
-
-def _strip_module_prefix(sd: Mapping[str, Any]) -> dict[str, Any]:
-    keys = list(sd)
-    if keys and all(isinstance(k, str) and k.startswith("module.") for k in keys):
-        return {k[len("module."):]: v for k, v in sd.items()}
-    return dict(sd)
 
 
 def state_of(obj: Any) -> dict[str, Any] | None:
@@ -426,7 +369,7 @@ def state_of(obj: Any) -> dict[str, Any] | None:
         return None
     inner = obj.get("model_state")
     sd = inner if isinstance(inner, Mapping) else obj
-    return _strip_module_prefix(sd)
+    return strip_module_prefix(sd)
 
 
 def detect(obj: Any) -> bool:
@@ -510,19 +453,8 @@ def infer(obj: Any, *, pairwise: str | None = None) -> tuple[str, dict[str, Any]
         m = re.match(r"^s(\d+)\.pathway0_res(\d+)\.", k)
         if m and int(m[1]) in indices:
             indices[int(m[1])].add(int(m[2]))
-    blocks = tuple(max(indices[s]) + 1 if indices[s] else 0 for s in range(2, 6))
-    if blocks not in {tuple(b) for b in DEPTH_BLOCKS.values()}:
-        known = ", ".join(f"ResNet-{d} {tuple(b)}" for d, b in DEPTH_BLOCKS.items())
-        raise CheckpointMismatchError(
-            f"PySlowFast checkpoint: residual blocks per stage s2..s5 are {blocks}; PySlowFast's ResNets are {known}"
-        )
-    kernels = []
-    for s, n in zip(range(2, 6), blocks):
-        stage = []
-        for i in range(n):
-            shape = shape_of(sd.get(f"s{s}.pathway0_res{i}.branch2.a.weight"))
-            stage.append(shape[2] if shape is not None and len(shape) == 5 else 1)
-        kernels.append(tuple(stage))
+    blocks = resnet_blocks(indices, "PySlowFast")
+    kernels = temporal_kernels(blocks, lambda s, i: sd.get(f"s{s}.pathway0_res{i}.branch2.a.weight"))
     placement = tuple(
         tuple(sorted({int(m[2]) for k in keys if (m := re.match(rf"^s({s})\.pathway0_nonlocal(\d+)\.", k))
                       and int(m[2]) < blocks[s - 2]}))
@@ -660,27 +592,17 @@ def convert(obj: Any, *, pairwise: str | None = None) -> tuple[str, dict[str, An
     return arch, overrides, state
 
 
-def load(obj: Any, *, pairwise: str | None = None):
-    """Convert and build: the nlviz model (eval mode) of a loaded PySlowFast checkpoint object."""
-    from ..models import build
-
-    arch, overrides, state = convert(obj, pairwise=pairwise)
-    model = build(arch, **overrides)
-    model.load_state_dict(state, strict=True)
-    return model.eval()
-
-
 __all__ = [
     "BN_EPS",
     "DEFAULTS",
     "DESCRIPTION",
+    "KEYS",
     "NAME",
     "POOL2",
     "ConfigParseError",
     "convert",
     "detect",
     "infer",
-    "load",
     "map_key",
     "parse_cfg_yaml",
     "read_cfg",
