@@ -13,7 +13,7 @@ from nlviz.capture import BlockCapture
 from nlviz.explore import analyze
 from nlviz.nonlocal_block import PAIRWISE
 from nlviz.samples import bundled_samples
-from nlviz.stats import BlockStats, block_stats, capture_stats
+from nlviz.stats import BlockStats, block_stats, capture_stats, cosine_query_dependence, sample_queries
 
 
 def make_block(theta: torch.Tensor, phi: torch.Tensor, *, pairwise="embedded_gaussian", dims="spacetime",
@@ -142,6 +142,78 @@ def test_as_row_is_rounded_and_readable():
     assert expected <= set(row)
 
 
+def test_cosine_query_dependence_hand_built():
+    """GCNet's measure: identical rows -> 0, disjoint one-hot rows -> 1, and a hand-computed mix."""
+    same = torch.tensor([[0.2, 0.3, 0.5]]).repeat(5, 1)
+    assert cosine_query_dependence(same) == pytest.approx(0.0, abs=1e-12)
+    assert cosine_query_dependence(torch.eye(4)) == pytest.approx(1.0, abs=1e-12)
+    # rows a = (1, 0), b = (1, 1) / 2, c = (0, 1): cos(a, b) = cos(b, c) = 1/sqrt(2), cos(a, c) = 0
+    rows = torch.tensor([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]])
+    assert cosine_query_dependence(rows) == pytest.approx(1 - (2 / math.sqrt(2)) / 3, rel=1e-12)
+    # signed rows count by |w|, all-zero rows are left out, scale does not matter
+    signed = torch.tensor([[-2.0, 0.0], [0.0, 0.0], [0.0, 3.0]])
+    assert cosine_query_dependence(signed) == pytest.approx(1.0, abs=1e-12)
+    assert math.isnan(cosine_query_dependence(torch.zeros(3, 4)))
+
+
+def _block_from_rows(rows: torch.Tensor) -> BlockCapture:
+    """A dot-product block whose rows are exactly ``rows`` (Q, K) / K: theta = rows, phi = identity."""
+    q, k = rows.shape
+    theta = rows.T.reshape(1, k, 1, 1, q).double()
+    phi = torch.eye(k, dtype=torch.float64).reshape(1, k, 1, 1, k)
+    return make_block(theta, phi, pairwise="dot_product", input_shape=(1, 4, 4 * q))
+
+
+def test_block_stats_report_both_query_dependence_measures():
+    # 4 queries attending to 4 disjoint keys: cosine 1, TV to the mean row 1 - 1/4
+    s = block_stats(_block_from_rows(torch.eye(4)))
+    assert s.query_dependence_cos == pytest.approx(1.0, abs=1e-12)
+    assert s.query_dependence == pytest.approx(0.75, abs=1e-12)
+    # identical rows: both 0
+    s = block_stats(_block_from_rows(torch.tensor([[1.0, 2.0, 3.0]]).repeat(4, 1)))
+    assert s.query_dependence_cos == pytest.approx(0.0, abs=1e-12) and s.query_dependence == pytest.approx(0.0, abs=1e-12)
+    assert s.sampled_queries is None and s.total_queries == 4
+    row = s.as_row()
+    assert row["query dependence (cosine, GCNet)"] == 0.0 and row["query dependence"] == 0.0
+
+
+@pytest.mark.parametrize("pairwise", PAIRWISE)
+def test_cosine_dependence_of_all_queries_matches_the_pairwise_definition(pairwise):
+    g = torch.Generator().manual_seed(11)
+    theta = torch.randn(1, 3, 4, 5, 6, generator=g, dtype=torch.float64)
+    phi = torch.randn(1, 3, 4, 2, 3, generator=g, dtype=torch.float64)
+    wf = torch.randn(6, generator=g, dtype=torch.float64) if pairwise == "concatenation" else None
+    b = make_block(theta, phi, pairwise=pairwise, input_shape=(8, 20, 24), wf=wf)
+    m = b.matrix().double().abs()
+    m = m[m.sum(1) > 0]
+    u = m / m.norm(dim=1, keepdim=True)
+    cos = u @ u.T
+    n = len(u)
+    ref = float(1 - (cos.sum() - cos.diagonal().sum()) / (n * (n - 1)))
+    assert block_stats(b, queries=None, chunk=7).query_dependence_cos == pytest.approx(ref, rel=1e-9)
+
+
+def test_sampled_statistics_are_seeded_and_bounded():
+    g = torch.Generator().manual_seed(5)
+    theta = torch.randn(1, 4, 4, 16, 16, generator=g, dtype=torch.float64)  # 1024 queries
+    phi = torch.randn(1, 4, 4, 8, 8, generator=g, dtype=torch.float64)
+    b = make_block(theta, phi, input_shape=(8, 32, 32))
+    flat = sample_queries(b, 100, seed=3)
+    assert len(flat) == 100 and len(set(flat.tolist())) == 100 and torch.equal(flat, sample_queries(b, 100, seed=3))
+    assert sample_queries(b, 2000) is None  # more than the grid: every query
+    a, again, full = block_stats(b, queries=100, seed=3), block_stats(b, queries=100, seed=3), block_stats(b, queries=None)
+    assert a == again and a.sampled_queries == 100 and a.num_queries == 100 and a.total_queries == 1024
+    assert full.sampled_queries is None and full.num_queries == 1024
+    # the sample's statistics are those of exactly the sampled rows
+    m = b.matrix().double()[flat]
+    p = m / m.sum(1, keepdim=True)
+    ent = float((-(p * p.log()).sum(1)).mean())
+    assert a.entropy == pytest.approx(ent, rel=1e-9)
+    assert a.query_dependence_cos == pytest.approx(cosine_query_dependence(m), rel=1e-9)
+    # and near the full figures (256-ish samples estimate a mean to a few per cent here)
+    assert a.entropy == pytest.approx(full.entropy, rel=0.05)
+
+
 def test_demo_model_stats_are_finite_and_in_range():
     model = zoo.load("demo.embedded_gaussian")
     analysis = analyze(model, bundled_samples()["synthetic_11"])
@@ -157,4 +229,5 @@ def test_demo_model_stats_are_finite_and_in_range():
         assert 0 <= s.entropy <= s.max_entropy + 1e-6
         assert s.max_entropy == pytest.approx(math.log(np.prod(s.key_shape)))
         assert 0 <= s.query_dependence <= 1 and 0 <= s.own_slice_share <= 1 + 1e-9
+        assert 0 <= s.query_dependence_cos <= 1
         assert s.channels == analysis.capture[name].theta.shape[1]

@@ -362,33 +362,45 @@ def zoo_downloads(*, key: str = "zoo_download") -> None:
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
-def _stats(model_name: str, model_stamp_: str, video_id: str, sampling, _analysis):
+def _stats(model_name: str, model_stamp_: str, video_id: str, sampling, queries: int | None, _analysis):
     from ..stats import capture_stats
 
-    return capture_stats(_analysis.capture)
+    return capture_stats(_analysis.capture, queries=queries)
 
 
 def architecture(model_name: str, video, sampling, analysis) -> None:
-    """The model's non-local blocks: channels and grids on this clip, and statistics over all queries."""
+    """The model's non-local blocks: channels and grids on this clip, and statistics over a seeded
+    sample of queries (every query on request)."""
     from ..architecture import block_table
+    from ..stats import DEFAULT_QUERIES, sampling_note
 
     model = get_model(model_name)
     rows = block_table(model, analysis.capture)
     if not rows:
         st.info(f"{model_info(model_name).label} has no non-local block: nothing attends to anything.")
         return
-    with st.spinner("Computing every query's attention..."):
-        stats = _stats(model_name, model_stamp(model_name), video.video_id, sampling, analysis)
+    every = st.toggle("Statistics over every query (slow on real networks)", key="stats_all_queries",
+                      help=f"Off: {DEFAULT_QUERIES} query cells per block, drawn with a fixed seed (the first "
+                           "view stays fast). On: every query of every block, exact.")
+    queries = None if every else DEFAULT_QUERIES
+    with st.spinner("Computing the attention of every query..." if every else
+                    f"Computing the attention of {DEFAULT_QUERIES} queries per block..."):
+        stats = _stats(model_name, model_stamp(model_name), video.video_id, sampling, queries, analysis)
     for row in rows:
         s = stats.get(row["block"])
         if s is not None:
             row.update({k: v for k, v in s.as_row().items() if k not in ("block", "pairwise", "dims", "channels")
-                        and not k.startswith(("queries", "keys"))})
+                        and not k.startswith(("queries (", "keys"))})
     st.dataframe(rows, hide_index=True, width="stretch")
     st.caption(
+        f"{sampling_note(stats)} "
         "**distance**: how far from the query its attention lands, weighted by the weights (model-input "
         "pixels and frames between cell centres). **entropy**: spread of a query's attention (max = uniform "
-        "over all keys). **query dependence**: 0 when every query attends to the same map (as Cao et al., "
-        "GCNet 2019, found for trained non-local blocks), towards 1 when each looks somewhere of its own. "
-        "**own-slice share**: mass in the query's own key time slice. Dot product and concatenation weights "
-        "are signed: their statistics use |weight| normalized per query.")
+        "over all keys). **query dependence (cosine, GCNet)**: the mean cosine distance between the maps of "
+        "two different queries, the measure of Cao et al. (GCNet, 2019), who found it near 0 for trained "
+        "non-local blocks: 0 when every query attends to the same map, 1 when queries attend to disjoint "
+        "keys. **query dependence**: the mean total-variation distance between a query's map and the mean "
+        "map; also 0 when every query sees the same map (n disjoint maps give 1 - 1/n), but it counts mass "
+        "that moves, where the cosine measure counts overlap. **own-slice share**: mass in the query's own "
+        "key time slice. Dot product and concatenation weights are signed: their statistics use |weight| "
+        "normalized per query.")
