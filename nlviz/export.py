@@ -34,11 +34,11 @@ import cv2
 import numpy as np
 
 from .download import sha256_file
+from .names import EXPORT_FORMATS as FORMATS  # one home for the names --help shows
 from .explore import Analysis, QueryView, Sampling, analyze, query_view
 from .render import ValueRange, colorize, draw_marker, montage, text_strip
 
 SPEC_VERSION = 1
-FORMATS = ("png", "gif", "mp4", "npy", "json")
 SAMPLE_PREFIX = "sample:"
 PAD = 2  # pixels between the tiles of a montage
 LEGEND_HEIGHT = 24  # the colour bar under a montage

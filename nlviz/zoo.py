@@ -68,10 +68,9 @@ from .models.inception_i3d import (
     format_probe_options,
     parse_probe_options,
 )
-from .nonlocal_block import DIMS, PAIRWISE
+from .names import DIMS, PAIRWISE, SOURCES
 from .spec import C2_MEAN, C2_STD, IMAGENET_MEAN, IMAGENET_STD, ClipSpec
 
-SOURCES = ("mmaction2", "caffe2", "pyslowfast", "demo", "deepmind")
 FILE_FORMATS = ("torch", "caffe2_pickle", "safetensors", "pypi_sdist")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent  # demo urls are relative to it
 DEMO_DIR = PROJECT_ROOT / "assets" / "models"
