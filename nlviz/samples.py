@@ -7,6 +7,7 @@ by name (the file stem), so a shareable link can name a sample.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "samples"
@@ -18,8 +19,65 @@ def bundled_samples(directory: Path = SAMPLES_DIR) -> dict[str, Path]:
     if not directory.is_dir():
         return {}
     files = sorted(p for p in directory.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
-    files.sort(key=lambda p: p.stem.startswith("synthetic"))
+    files.sort(key=_order)
     return {p.stem: p for p in files}
+
+
+def _order(p: Path) -> int:
+    """Real footage first, then the demo task's clips (synthetic_tracks_*), then the older synthetic_* clips
+    (so the first synthetic sample is one of the demo models' task)."""
+    return 1 if p.stem.startswith(TRACK_PREFIX) else 2 if p.stem.startswith("synthetic") else 0
+
+
+TRACK_PREFIX = "synthetic_tracks_"  # nlviz.synthetic.TRACK_SAMPLE_PREFIX (not imported: this module stays light)
+DEMO_SAMPLE = "synthetic_tracks_1"
+"""The sample Explore opens on with the demo models: a clip of the demo models' task
+(identity propagation, :func:`nlviz.synthetic.make_track_clip`)."""
+
+
+def ground_truth(name: str, directory: Path = SAMPLES_DIR) -> dict | None:
+    """The ground-truth JSON next to bundled sample ``name``, or None if it has none."""
+    path = directory / f"{name}.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def default_query(sample_name: str, directory: Path = SAMPLES_DIR, *, min_pixels: int = 100
+                  ) -> tuple[int, float, float] | None:
+    """A good first query for a sample of the demo task: (frame, x, y) in displayed-frame pixels.
+
+    The last frame (where every object has the same brightness), on an object that shows well both
+    there and in the first frame (where its shade is visible): of the objects with at least
+    ``min_pixels`` pixels on top in both, the one that moved farthest between them (the most telling
+    click: its attention must follow it across the frame); else the best-visible one. The point is
+    that object's visible pixel nearest its centroid, at the pixel's centre (+0.5: displayed
+    coordinates run from 0 to W, pixel j covering [j, j + 1)). None for samples without that ground
+    truth (real footage, the older synthetic_<seed> clips).
+    """
+    gt = ground_truth(sample_name, directory)
+    if not gt or "visible_pixels" not in gt or "centroids" not in gt:
+        return None
+    visible, centroids = gt["visible_pixels"], gt["centroids"]
+    last = len(visible) - 1
+    shown = {k: min(visible[0][k], visible[last][k]) for k in range(len(visible[0]))}
+    good = [k for k, v in shown.items() if v >= min_pixels and centroids[0][k] and centroids[last][k]]
+    if good:
+        def moved(k: int) -> float:
+            (x0, y0), (x1, y1) = centroids[0][k], centroids[last][k]
+            return (x1 - x0) ** 2 + (y1 - y0) ** 2
+
+        best = max(good, key=moved)
+    else:
+        best = max(shown, key=lambda k: (shown[k], -k))
+    point = centroids[last][best]
+    if point is None or shown[best] == 0:
+        return None
+    x, y = point
+    return last, float(x) + 0.5, float(y) + 0.5
 
 
 def sample_path(name: str) -> Path:

@@ -3,10 +3,33 @@
 nlviz trains its bundled demo models (:mod:`nlviz.train`) on these clips, because no
 non-local checkpoint can be downloaded on the build machines, and then measures whether their
 non-local blocks attend to *the same object in other frames* (the "object-tracking score").
-That needs, per frame, each object's identity and pixel mask: :func:`make_clip` returns both.
+That needs, per frame, each object's identity and pixel mask: :func:`make_track_clip` and
+:func:`make_clip` return both.
 
-The task: "which colour travels?"
----------------------------------
+The demo models' task: identity propagation (:func:`make_track_clip`)
+-----------------------------------------------------------------------
+Six objects of random shapes, one of each colour of :data:`HUES`, move fast (24-43 px over
+16 frames at 64 px, bouncing off the edges) over a dark background, crossing and occluding each
+other. In the first ``colour_frames`` (4) frames each object shows a *shade*, one of four
+brightnesses drawn at random (the label: :data:`TRACK_CLASSES`); from then on every object has
+the same medium brightness and keeps its colour. The network labels every cell of the last
+frames (``label_from`` = 10 on) with the shade of the object there, background being a class
+of its own: dense classification on the res3 grid.
+
+Why it needs query-dependent attention: shades are drawn independently of colours, shapes and
+motion and only set the brightness of the first frames, so from frame ``colour_frames`` on the
+pixels are the same whatever the shades (a test swaps them and compares); and the tiny
+network's convolutions do not reach from the labelled frames back to the first four (exactly
+zero gradient, tested). So a cell can only be labelled by retrieving, from the first frames,
+the object with its own colour: a different place for every query. Colour is the identity
+because matching it is a dot product of 1x1 features (the six hues lie 60 degrees apart on
+the chroma hexagon), what an embedded-Gaussian or dot-product block computes directly. (We
+tried the issue's first idea, the colour as the label and each object's grey level as its
+identity: the same network stayed at chance for 150 steps of 16 clips; matching a scalar needs a bump-shaped
+kernel, which a dot product of features learns slowly.)
+
+The earlier task: "which colour travels?" (:func:`make_clip`, the ``synthetic_<seed>`` samples)
+--------------------------------------------------------------------------------------------------
 Every clip shows ``num_objects`` (default 4) flat objects, one of each colour of
 :data:`CLASSES` (red, green, blue, yellow), each with a random shape (circle, square,
 triangle or cross, see :data:`SHAPES`), over a cluttered background: a static blotchy
@@ -66,6 +89,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 CLASSES: tuple[str, ...] = ("red", "green", "blue", "yellow")
 """Colour classes; the label of a clip is the index here of the target's colour."""
@@ -408,6 +432,223 @@ def to_tensor(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
     return (x - mean) / std
 
 
+# --- the identity-propagation task (the demo models' task) ------------------------------------
+
+TRACK_CLASSES: tuple[str, ...] = ("background", "dark", "dim", "light", "bright")
+"""Per-cell classes of the identity-propagation task: 0 is background, 1.. the shade an object
+showed in the first frames (its brightness: dark, dim, light, bright; see TrackConfig.shades)."""
+
+HUES: tuple[str, ...] = ("red", "yellow", "green", "cyan", "blue", "magenta")
+"""Object colours (their identity): one per object, kept for the whole clip."""
+
+# Zero-mean chroma directions (the three channels sum to 0), one per hue of HUES, 60 degrees apart on
+# the chroma hexagon: adding one to a grey level L tints it and leaves the mean of R, G, B at L.
+CHROMA: np.ndarray = np.array([(2, -1, -1), (1, 1, -2), (-1, 2, -1), (-2, 1, 1), (-1, -1, 2), (1, -2, 1)],
+                              dtype=np.int16)
+
+TRACK_TASK_DESCRIPTION = (
+    "Six objects of random shapes, one of each colour (red, yellow, green, cyan, blue, magenta), move fast "
+    "across a dark background, crossing and occluding each other. In the first four frames each object shows "
+    "a shade (dark, dim, light or bright, at random); from the fifth frame on every object has the same "
+    "medium brightness, keeping its colour. Label every cell of the last six frames with the shade its "
+    "object showed at the start (or background). Shades are drawn independently of everything else, so no "
+    "frame after the fourth says which shade an object had, and no convolution of the network reaches back "
+    "from the last six frames to the first four: a cell can only be labelled by attending to the same "
+    "object (the same colour) in the first frames."
+)
+
+
+@dataclass(frozen=True)
+class TrackConfig:
+    """The identity-propagation clip distribution. Lengths are fractions of ``size`` (pixels in
+    the comments at the default 64)."""
+
+    frames: int = 16  # T, as the tiny demo models take
+    size: int = 64  # H = W
+    num_objects: int = 6  # K <= len(HUES): one colour each, distinct (the identity)
+    colour_frames: int = 4  # frames 0..colour_frames-1 show the shades: the first two key time slices of res3
+    label_from: int = 10  # first labelled frame: beyond the convolutions' temporal reach of frames 0-3
+    radius: tuple[float, float] = (0.13, 0.17)  # object half-extent (8.3-10.9 px): 4-5 res3 cells across
+    speed: tuple[float, float] = (0.025, 0.045)  # per frame (1.6-2.9 px): 24-43 px over the clip, bouncing
+    shades: tuple[int, ...] = (65, 108, 150, 192)  # brightness (mean of R, G, B) of classes 1..: the label
+    brightness: int = 128  # every object's brightness after the colour frames
+    chroma: int = 30  # pixel = brightness + chroma * CHROMA[hue]: channels within +-60 of the brightness
+    background: tuple[int, int] = (8, 20)  # background grey range (a smooth static texture), below every object
+    noise: int = 3  # per-pixel flicker in [-noise, noise], new each frame (objects and background)
+
+    def __post_init__(self) -> None:
+        for name in ("radius", "speed", "shades", "background"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        if not 2 <= self.num_objects <= len(HUES):
+            raise ValueError(f"num_objects must be in 2..{len(HUES)}, got {self.num_objects}")
+        if len(self.shades) != len(TRACK_CLASSES) - 1 or len(set(self.shades)) != len(self.shades):
+            raise ValueError(f"shades must be {len(TRACK_CLASSES) - 1} distinct brightnesses, one per class")
+        if not 1 <= self.colour_frames < self.label_from < self.frames:
+            raise ValueError("need 1 <= colour_frames < label_from < frames")
+        if self.size < 16 or self.size % 4:
+            raise ValueError(f"size must be a multiple of 4 and >= 16, got {self.size}")
+        levels = (*self.shades, self.brightness)
+        lo, hi = min(levels) - 2 * self.chroma - self.noise, max(levels) + 2 * self.chroma + self.noise
+        if lo < 0 or hi > 255 or self.background[1] + self.noise >= min(levels) - self.noise:
+            raise ValueError("brightness +- 2 chroma must stay in 0..255 and above the background")
+
+
+@dataclass
+class TrackClip:
+    """One identity-propagation clip (T frames, K objects, H = W = size).
+
+    - ``frames`` (T, H, W, 3) uint8 RGB; ``masks`` (T, H, W) int8 object id on top, -1 background.
+    - ``classes`` (T, H, W) int8: the class (index into :data:`TRACK_CLASSES`) of every pixel, 0 background.
+    - ``object_classes``: K shade classes (1..) of the object ids (may repeat); ``hues``: K indices
+      into :data:`HUES`, distinct.
+    - ``shapes``: K indices into :data:`SHAPES`; ``radii`` (K,); ``tracks`` (T, K, 2) centres (x, y);
+      ``draw_order``: bottom first.
+    """
+
+    frames: np.ndarray
+    masks: np.ndarray
+    classes: np.ndarray
+    object_classes: list[int]
+    hues: list[int]
+    shapes: list[int]
+    radii: np.ndarray
+    tracks: np.ndarray
+    draw_order: list[int]
+
+    def ground_truth(self, config: TrackConfig) -> dict:
+        """JSON-ready ground truth (masks are re-created by :func:`make_track_clip`)."""
+        return {
+            "classes": list(TRACK_CLASSES),
+            "object_classes": list(self.object_classes),
+            "object_class_names": [TRACK_CLASSES[c] for c in self.object_classes],
+            "hues": [HUES[h] for h in self.hues],
+            "shapes": [SHAPES[s] for s in self.shapes],
+            "radii": np.round(self.radii, 3).tolist(),
+            "draw_order": list(self.draw_order),
+            "tracks": np.round(self.tracks, 3).tolist(),
+            "colour_frames": config.colour_frames,
+            "label_from": config.label_from,
+            # per frame, per object: pixels on top (occlusion counted), so a query can be put on a visible object
+            "visible_pixels": [[int((m == k).sum()) for k in range(len(self.hues))] for m in self.masks],
+            "centroids": [[_centroid(m == k) for k in range(len(self.hues))] for m in self.masks],
+        }
+
+
+def _centroid(on: np.ndarray) -> list[float] | None:
+    """(x, y) pixel of ``on`` nearest its centroid (so it lies on the object), or None if empty."""
+    ys, xs = np.nonzero(on)
+    if not len(ys):
+        return None
+    i = int(np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2))
+    return [float(xs[i]), float(ys[i])]
+
+
+def make_track_clip(seed: int, config: TrackConfig = TrackConfig(), *, shades: Sequence[int] | None = None) -> TrackClip:
+    """One identity-propagation clip, a pure function of (seed, config) (``Generator(PCG64(seed))``).
+
+    Shades (classes 1.., with repetition) are drawn independently of the colours (a random
+    permutation of HUES) and of shapes, sizes, positions and motions, and they only set the
+    brightness of the first ``colour_frames`` frames: from then on nothing in the pixels depends
+    on an object's shade. ``shades`` (K classes 1..) replaces the drawn shades and changes nothing
+    else: the same clip with other labels (what the tests use to check that claim).
+    """
+    cfg = config
+    rng = np.random.Generator(np.random.PCG64(seed))
+    n, T, K = cfg.size, cfg.frames, cfg.num_objects
+    n_shades = len(TRACK_CLASSES) - 1
+    object_classes = (rng.integers(n_shades, size=K) + 1).tolist()
+    if shades is not None:
+        if len(shades) != K or not all(1 <= c <= n_shades for c in shades):
+            raise ValueError(f"shades must be {K} classes in 1..{n_shades}, got {shades}")
+        object_classes = [int(c) for c in shades]
+    hues = rng.permutation(len(HUES))[:K].tolist()
+    shapes = rng.integers(len(SHAPES), size=K).tolist()
+    radii = rng.uniform(*cfg.radius, size=K) * n
+    tracks = np.empty((T, K, 2), dtype=np.float64)
+    starts: list[np.ndarray] = []
+    for k in range(K):
+        half = np.asarray(_half_extents(shapes[k], radii[k]))
+        lo, hi = half, (n - 1) - half
+        # a start apart from the objects placed so far (so every colour shows in the colour frames):
+        # the candidate of 64 whose worst overlap with them is least, the first one without overlap
+        best, best_gap = None, -np.inf
+        for _ in range(64):
+            cand = rng.uniform(lo, hi)
+            gap = min((np.linalg.norm(cand - starts[j]) - 0.85 * (radii[k] + radii[j]) for j in range(k)),
+                      default=np.inf)
+            if gap > best_gap:
+                best, best_gap = cand, gap
+            if gap >= 0:
+                break
+        starts.append(best)
+        angle = rng.uniform(0, 2 * math.pi)
+        velocity = rng.uniform(*cfg.speed) * n * np.array([math.cos(angle), math.sin(angle)])
+        tracks[:, k] = _bounce(best, velocity, lo, hi, T)
+    draw_order = rng.permutation(K).tolist()
+
+    coarse = rng.uniform(*cfg.background, size=(4, 4)).astype(np.float32)
+    static = cv2.resize(coarse, (n, n), interpolation=cv2.INTER_CUBIC)
+    static = np.clip(np.round(static), *cfg.background).astype(np.int16)
+    ids = np.zeros((T, n, n), dtype=np.uint8)  # object id + 1, 0 for background
+    for k in draw_order:  # bottom first; one rasterization per frame gives the mask, the pixels follow from it
+        template = _shape_polygon(shapes[k], 0.0, 0.0, radii[k])
+        for t in range(T):
+            layer = np.zeros((n, n), dtype=np.uint8)
+            if template is None:
+                c = _fixed(tracks[t, k])
+                cv2.circle(layer, (int(c[0]), int(c[1])), int(_fixed(radii[k])), 1, -1, cv2.LINE_8, _SHIFT)
+            else:
+                cv2.fillPoly(layer, [_fixed(template + tracks[t, k])], 1, cv2.LINE_8, _SHIFT)
+            ids[t][layer.astype(bool)] = k + 1
+    masks = ids.view(np.int8) - np.int8(1)
+    # per id + 1 (0: background): brightness in the colour frames (the shade) and after, and the tint
+    level_first = np.zeros(K + 1, dtype=np.int16)
+    level_first[1:] = np.asarray(cfg.shades, dtype=np.int16)[np.asarray(object_classes) - 1]
+    level_later = np.zeros(K + 1, dtype=np.int16)
+    level_later[1:] = cfg.brightness
+    tint = np.zeros((K + 1, 3), dtype=np.int16)
+    tint[1:] = cfg.chroma * CHROMA[hues]
+    c = cfg.colour_frames
+    level = np.concatenate([level_first[ids[:c]], level_later[ids[c:]]])  # (T, H, W)
+    grey = np.where(ids > 0, level, static[None])
+    if cfg.noise:
+        grey = grey + rng.integers(-cfg.noise, cfg.noise + 1, size=grey.shape, dtype=np.int16)
+    frames = np.clip(grey[..., None] + tint[ids], 0, 255).astype(np.uint8)
+    lut = np.zeros(K + 1, dtype=np.int8)
+    lut[1:] = object_classes
+    return TrackClip(frames=frames, masks=masks, classes=lut[ids], object_classes=object_classes, hues=hues,
+                     shapes=shapes, radii=radii.astype(np.float32), tracks=tracks.astype(np.float32),
+                     draw_order=draw_order)
+
+
+def make_track_dataset(
+    n: int, seed: int = 0, config: TrackConfig = TrackConfig()
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``n`` clips ``make_track_clip(seed + i)``: (clips (n, T, H, W, 3) uint8, classes (n, T, H, W) int8,
+    masks (n, T, H, W) int8)."""
+    T, s = config.frames, config.size
+    clips = np.empty((n, T, s, s, 3), dtype=np.uint8)
+    classes = np.empty((n, T, s, s), dtype=np.int8)
+    masks = np.empty((n, T, s, s), dtype=np.int8)
+    for i in range(n):
+        clip = make_track_clip(seed + i, config)
+        clips[i], classes[i], masks[i] = clip.frames, clip.classes, clip.masks
+    return clips, classes, masks
+
+
+def cell_labels(classes: np.ndarray | torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
+    """Per-pixel classes (N, T, H, W) -> the majority class of each cell of a (T', H', W') grid,
+    (N, T', H', W') int64 (ties go to the lower class, background first)."""
+    c = torch.as_tensor(np.asarray(classes), dtype=torch.long)
+    n, t, h, w = c.shape
+    gt, gh, gw = grid
+    if t % gt or h % gh or w % gw:
+        raise ValueError(f"grid {grid} does not divide the clip {(t, h, w)}")
+    onehot = F.one_hot(c, len(TRACK_CLASSES)).permute(0, 4, 1, 2, 3).float()  # (N, classes, T, H, W)
+    counts = F.avg_pool3d(onehot, (t // gt, h // gh, w // gw))
+    return counts.argmax(dim=1)
+
+
 # --- sample videos ---------------------------------------------------------------------------
 
 
@@ -463,6 +704,56 @@ def write_samples(
             "mean": list(MEAN),
             "std": list(STD),
             **clip.ground_truth(),
+        }
+        mp4.with_suffix(".json").write_text(json.dumps(meta) + "\n")
+        paths.append(mp4)
+    return paths
+
+
+TRACK_SAMPLE_PREFIX = "synthetic_tracks_"  # bundled identity-propagation samples: synthetic_tracks_<seed>.mp4 + .json
+
+
+def track_sample_seeds(n: int, config: TrackConfig = TrackConfig(), min_pixels: int = 60) -> list[int]:
+    """The smallest seeds whose every object shows at least ``min_pixels`` pixels (on top) in the
+    first and the last frame: good clips to click on."""
+    seeds, seed = [], 0
+    while len(seeds) < n:
+        clip = make_track_clip(seed, config)
+        first = [(clip.masks[0] == k).sum() for k in range(config.num_objects)]
+        last = [(clip.masks[-1] == k).sum() for k in range(config.num_objects)]
+        if min(first) >= min_pixels and min(last) >= min_pixels:
+            seeds.append(seed)
+        seed += 1
+    return seeds
+
+
+def write_track_samples(out_dir: str | Path, seeds: Sequence[int] | None = None,
+                        config: TrackConfig = TrackConfig()) -> list[Path]:
+    """Write ``synthetic_tracks_<seed>.mp4`` + ``.json`` (ground truth) per seed into out_dir.
+
+    The JSON holds the seed and config (``make_track_clip(seed, TrackConfig(**config))`` re-creates
+    the frames and masks), the colours and grey levels of the objects, their tracks, and per frame
+    each object's visible pixel count and a visible pixel near its centroid (for placing a query).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    seeds = track_sample_seeds(3, config) if seeds is None else list(seeds)
+    paths = []
+    for seed in seeds:
+        clip = make_track_clip(seed, config)
+        mp4 = write_mp4(out_dir / f"{TRACK_SAMPLE_PREFIX}{seed}.mp4", clip.frames)
+        meta = {
+            "source": "nlviz.synthetic.make_track_clip",
+            "seed": seed,
+            "config": asdict(config),
+            "task": TRACK_TASK_DESCRIPTION,
+            "fps": SAMPLES_FPS,
+            "frames": config.frames,
+            "size": config.size,
+            "coordinates": "pixels; pixel (row i, col j) has its centre at (x=j, y=i)",
+            "mean": list(MEAN),
+            "std": list(STD),
+            **clip.ground_truth(config),
         }
         mp4.with_suffix(".json").write_text(json.dumps(meta) + "\n")
         paths.append(mp4)

@@ -223,3 +223,83 @@ def test_write_samples_writes_decodable_small_mp4s_with_ground_truth(tmp_path):
 def test_sample_seeds_cover_the_classes_in_order():
     seeds = S.sample_seeds(5)
     assert [S.make_clip(s).label for s in seeds] == [0, 1, 2, 3, 0]
+
+
+# --- the identity-propagation task (the demo models' task) --------------------------------------
+
+TCFG = S.TrackConfig()
+
+
+def test_track_clips_are_deterministic_and_well_formed():
+    a, b, c = S.make_track_clip(7), S.make_track_clip(7), S.make_track_clip(8)
+    for field in ("frames", "masks", "classes", "tracks", "radii"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+    assert not np.array_equal(a.frames, c.frames)
+    T, n, K = TCFG.frames, TCFG.size, TCFG.num_objects
+    assert a.frames.shape == (T, n, n, 3) and a.frames.dtype == np.uint8
+    assert a.masks.shape == a.classes.shape == (T, n, n)
+    assert set(a.object_classes) <= set(range(1, len(S.TRACK_CLASSES)))
+    assert len(set(a.hues)) == K and set(a.hues) <= set(range(len(S.HUES)))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_track_masks_match_the_drawn_pixels(seed):
+    """Object k's mask pixels are its brightness (its shade in the colour frames, the common
+    brightness after) plus its colour's tint, +- noise; classes are its shade; background pixels are
+    darker than any object."""
+    clip = S.make_track_clip(seed)
+    f = clip.frames.astype(np.int16)
+    noise = TCFG.noise
+    for k, (cls, hue) in enumerate(zip(clip.object_classes, clip.hues)):
+        on = clip.masks == k
+        assert on[0].sum() > 50, "every object shows its shade in the first frame"
+        assert (clip.classes[on] == cls).all()
+        for t in range(TCFG.frames):
+            level = TCFG.shades[cls - 1] if t < TCFG.colour_frames else TCFG.brightness
+            expected = level + TCFG.chroma * S.CHROMA[hue]
+            assert (np.abs(f[t][on[t]] - expected) <= noise).all(), (k, t)
+    bg = f[clip.masks < 0]
+    assert (clip.classes[clip.masks < 0] == 0).all()
+    assert bg.max() <= TCFG.background[1] + noise
+    assert (f[clip.masks >= 0].mean(axis=-1) > TCFG.background[1] + noise).all()
+
+
+def test_only_the_colour_frames_depend_on_the_shades():
+    """The generator's argument that the task needs the first frames: the same clip with every
+    object's shade changed has identical pixels from frame colour_frames on (and identical masks),
+    so nothing a network sees there says which shade an object had; the first frames differ."""
+    n = len(S.TRACK_CLASSES) - 1
+    for seed in range(5):
+        clip = S.make_track_clip(seed)
+        other = [c % n + 1 for c in clip.object_classes]  # every object another shade
+        moved = S.make_track_clip(seed, shades=other)
+        c = TCFG.colour_frames
+        np.testing.assert_array_equal(moved.frames[c:], clip.frames[c:])
+        np.testing.assert_array_equal(moved.masks, clip.masks)
+        assert not np.array_equal(moved.frames[:c], clip.frames[:c])
+        on = clip.masks >= 0
+        assert (moved.classes[on] != clip.classes[on]).all()
+
+
+def test_cell_labels_take_the_majority_class():
+    classes = np.zeros((1, 2, 4, 4), dtype=np.int8)
+    classes[0, :, :2, :2] = 3  # a whole cell of class 3
+    classes[0, 0, 2, 2] = 2  # one pixel of 2 in a cell of 8: background wins
+    classes[0, :, 2:, :2] = 4
+    classes[0, 1, 2, 0] = 0
+    labels = S.cell_labels(classes, (1, 2, 2))
+    assert labels.tolist() == [[[[3, 0], [4, 0]]]]
+
+
+def test_write_track_samples_round_trip(tmp_path):
+    pytest.importorskip("av")
+    [path] = S.write_track_samples(tmp_path, seeds=[3])
+    assert path.name == "synthetic_tracks_3.mp4" and path.stat().st_size < 200_000
+    gt = json.loads(path.with_suffix(".json").read_text())
+    clip = S.make_track_clip(3, S.TrackConfig(**gt["config"]))
+    assert gt["object_classes"] == clip.object_classes and gt["hues"] == [S.HUES[h] for h in clip.hues]
+    for t in (0, TCFG.frames - 1):
+        for k in range(TCFG.num_objects):
+            assert gt["visible_pixels"][t][k] == int((clip.masks[t] == k).sum())
+            x, y = gt["centroids"][t][k]
+            assert clip.masks[t, int(y), int(x)] == k  # the stored point lies on its object
