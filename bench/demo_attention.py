@@ -1,13 +1,24 @@
-"""What the bundled demo models' attention does, measured on held-out synthetic clips.
+"""What the bundled demo models' attention does, measured on held-out clips of their task.
 
-Prints, for each demo model in assets/models (one per pairwise function, plus the baseline
-without non-local blocks): test accuracy against the baseline's (the paper's claim, on our toy
-task), and per non-local block the object-tracking score (share of other-frame attention mass
-on the query's own object) against chance (the object's area share), as a ratio, next to the
-same ratio for the block's query-independent mean row (the control: see nlviz.tracking).
+The demo models label every cell of the last frames of an identity-propagation clip
+(:func:`nlviz.synthetic.make_track_clip`) with the colour its object showed in the first two
+frames; no convolution reaches back that far, so only attention can carry the colour. Prints,
+for each demo model in assets/models (one per pairwise function, plus the baseline without
+non-local blocks):
+
+- dense accuracy on the object cells of the labelled frames (chance 1/6), and on all labelled
+  cells, against the baseline's;
+- per non-local block, GCNet's query dependence (Cao et al. 2019: mean pairwise cosine distance
+  between the rows of different queries; 0: every query sees the same map) for random query
+  cells and for query cells on objects, and the share of all-zero rows;
+- per block, the object-tracking score (share of other-frame attention mass on the query's own
+  object) against chance (its area share), and the same for the block's query-independent mean
+  row (the control, see nlviz.tracking), for queries on objects in the labelled frames and in
+  any frame.
+
 With --update-cards the figures are written into each model card (assets/models/*.json).
 
-Run: python bench/demo_attention.py [--clips 200] [--update-cards] [--models DIR] [--only NAME ...]
+Run: python bench/demo_attention.py [--clips 50] [--update-cards] [--models DIR] [--only NAME ...]
 (--models: measure models trained into a scratch directory, e.g. ``nlviz train --out /tmp/nl``,
 without touching the shipped ones; --only: just these pairwise names, e.g. ``--only embedded_gaussian``.)
 """
@@ -16,37 +27,49 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from dataclasses import asdict
 from pathlib import Path
 
+import torch
+
 from nlviz import synthetic
-from nlviz.tracking import tracking_scores
-from nlviz.train import TrainConfig, evaluate
+from nlviz.tracking import query_dependence_scores, tracking_scores
+from nlviz.train import TEST_OFFSET, TrainConfig, evaluate
 from nlviz.weights import load_weights
 
 MODELS = Path(__file__).resolve().parent.parent / "assets" / "models"
+BENCH_OFFSET = 5_000_000  # attention clips: data_seed + TEST_OFFSET + this, disjoint from train and test
+
+
+def _r(v: float, nd: int = 4) -> float | None:
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else round(v, nd)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--clips", type=int, default=200, help="held-out clips for the tracking score")
+    ap.add_argument("--clips", type=int, default=50, help="held-out clips for the attention figures")
+    ap.add_argument("--queries", type=int, default=64, help="query cells per clip for the query dependence")
     ap.add_argument("--update-cards", action="store_true")
     ap.add_argument("--models", type=Path, default=MODELS, help="directory of demo_*.json cards and their weights")
     ap.add_argument("--only", nargs="+", default=None, help="pairwise names to measure (default: all)")
+    ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
-    cfg = TrainConfig()
-    test_seed = cfg.data_seed + 10_000_000
+    if args.threads:
+        torch.set_num_threads(args.threads)
     datasets: dict[str, tuple] = {}
 
     def data_for(card: dict) -> tuple:
-        """(test clips, labels, tracking clips, masks) of the task the card's model was trained on."""
-        syn = synthetic.SyntheticConfig(**card.get("synthetic_config", {}))
-        key = json.dumps(asdict(syn), sort_keys=True)
+        """(test clips, classes, attention clips, masks, task config) of the card's task."""
+        syn = synthetic.TrackConfig(**card.get("synthetic_config", {}))
+        data_seed = card.get("train_config", {}).get("data_seed", TrainConfig.data_seed)
+        n_test = card.get("n_test", TrainConfig.n_test)
+        key = json.dumps([asdict(syn), data_seed, n_test], sort_keys=True)
         if key not in datasets:
-            xte, yte, _ = synthetic.make_dataset(cfg.n_test, test_seed, syn)
-            xtr, _, mtr = synthetic.make_dataset(args.clips, test_seed + 5_000_000, syn)  # disjoint from train and test
-            datasets[key] = xte, yte, xtr, mtr
+            xte, cte, _ = synthetic.make_track_dataset(n_test, data_seed + TEST_OFFSET, syn)
+            xa, _, ma = synthetic.make_track_dataset(args.clips, data_seed + TEST_OFFSET + BENCH_OFFSET, syn)
+            datasets[key] = xte, cte, xa, ma, syn
         return datasets[key]
 
     cards = sorted(args.models.glob("demo_*.json"))
@@ -54,40 +77,62 @@ def main() -> None:
         cards = [p for p in cards if p.stem.removeprefix("demo_") in args.only]
     if not cards:
         raise SystemExit(f"no demo models in {args.models}: run `nlviz train --pairwise all` first")
-    chance_acc = 1 / len(synthetic.CLASSES)
     rows = []
     for card_path in cards:
         card = json.loads(card_path.read_text())
         model = load_weights(card_path.with_suffix(".safetensors"))
-        xte, yte, xtr, mtr = data_for(card)
+        xte, cte, xa, ma, syn = data_for(card)
         t0 = time.perf_counter()
-        acc = evaluate(model, xte, yte)
-        scores = tracking_scores(model, xtr, mtr) if card.get("pairwise") else []
-        rows.append((card["name"], acc, scores, time.perf_counter() - t0))
+        acc = evaluate(model, xte, cte, syn)
+        labelled = range(syn.label_from, syn.frames)
+        track_lab = track_any = deps = []
+        if card.get("pairwise"):
+            track_lab = tracking_scores(model, xa, ma, queries_per_clip=8, frames=labelled)
+            track_any = tracking_scores(model, xa, ma, queries_per_clip=8)
+            deps = query_dependence_scores(model, xa, ma, queries=args.queries)
+        rows.append((card["name"], acc, track_lab, track_any, deps, time.perf_counter() - t0))
         if args.update_cards:
             card["measured"] = {
-                "test_accuracy": round(acc, 4),
-                "test_clips": cfg.n_test,
-                "tracking_clips": args.clips,
-                "tracking": {s.block: {"score": round(s.score, 4), "chance": round(s.chance, 4),
-                                       "ratio": round(s.ratio, 2), "queries": s.queries,
-                                       "control_ratio": round(s.control_ratio, 2)} for s in scores},
-                "note": "tracking score: share of attention mass on other frames' keys that lies on the query's "
-                        "object, against chance (its area share); |f|/N for dot_product and concatenation. "
-                        "control_ratio: the same for the block's mean row over all queries (one map for every "
-                        "query): a ratio near it means the block attends to objects in general, not to the "
-                        "query's own",
+                "dense_accuracy": acc.as_dict(),
+                "test_clips": len(xte),
+                "attention_clips": args.clips,
+                "query_dependence": {d.block: {"random_queries": _r(d.random), "queries_on_objects": _r(d.on_objects),
+                                               "all_zero_row_share": _r(d.zero_rows), "queries_per_clip": args.queries}
+                                     for d in deps},
+                "tracking_labelled_frames": {s.block: {"score": _r(s.score), "chance": _r(s.chance),
+                                                       "ratio": _r(s.ratio, 2), "control_ratio": _r(s.control_ratio, 2),
+                                                       "ratio_over_control": _r(s.ratio / s.control_ratio, 2),
+                                                       "queries": s.queries} for s in track_lab},
+                "tracking_any_frame": {s.block: {"score": _r(s.score), "chance": _r(s.chance),
+                                                 "ratio": _r(s.ratio, 2), "control_ratio": _r(s.control_ratio, 2),
+                                                 "ratio_over_control": _r(s.ratio / s.control_ratio, 2),
+                                                 "queries": s.queries} for s in track_any},
+                "note": "dense accuracy: object cells of the labelled frames (chance 1/6) and all labelled cells. "
+                        "query dependence: GCNet's mean pairwise cosine distance between the rows of different "
+                        "query cells of a clip (|f| for dot_product and concatenation), 0 = one map for every "
+                        "query, 1 = disjoint maps; random cells and cells on objects. tracking: share of "
+                        "attention mass on other frames' keys that lies on the query's object, against chance "
+                        "(its area share); control_ratio: the same for the block's mean row over all queries "
+                        "(one map for every query). Measured by bench/demo_attention.py.",
             }
             card_path.write_text(json.dumps(card, indent=2) + "\n")
     base = {name: acc for name, acc, *_ in rows}.get("demo.none")
-    print(f"test accuracy on {cfg.n_test} held-out clips (chance {chance_acc:.2f})"
-          + (f", baseline without NL {base:.3f}" if base is not None else ""))
-    for name, acc, scores, secs in rows:
-        vs = f" ({acc / base:.2f}x baseline)" if base else ""
-        print(f"  {name:24s} acc {acc:.3f}{vs}  [{secs:.0f}s]")
-        for s in scores:
-            print(f"      {s.block}: tracking {s.score:.3f} vs chance {s.chance:.3f} = {s.ratio:.1f}x; "
-                  f"the query-independent mean row {s.control_ratio:.1f}x ({s.queries} queries)")
+    chance = 1 / (len(synthetic.TRACK_CLASSES) - 1)
+    n_test = len(next(iter(datasets.values()))[0])
+    print(f"dense accuracy on the object cells of the labelled frames, {n_test} held-out clips (chance {chance:.3f})"
+          + (f"; baseline without NL {base.objects:.3f}" if base is not None else ""))
+    for name, acc, track_lab, track_any, deps, secs in rows:
+        vs = f" ({100 * (acc.objects - base.objects):+.1f} points vs baseline)" if base and name != "demo.none" else ""
+        print(f"  {name:24s} objects {acc.objects:.3f}{vs}; all labelled cells {acc.cells:.3f}; "
+              f"last frames {acc.last:.3f}  [{secs:.0f}s]")
+        for d in deps:
+            print(f"      {d.block}: query dependence (GCNet cosine) random {d.random:.3f}, on objects "
+                  f"{d.on_objects:.3f}; all-zero rows {100 * d.zero_rows:.1f}%")
+        for label, scores in (("labelled frames", track_lab), ("any frame", track_any)):
+            for s in scores:
+                print(f"      {s.block} tracking ({label}): {s.score:.3f} vs chance {s.chance:.3f} = {s.ratio:.1f}x; "
+                      f"mean row {s.control_ratio:.1f}x; ratio/control {s.ratio / s.control_ratio:.2f} "
+                      f"({s.queries} queries)")
 
 
 if __name__ == "__main__":

@@ -21,13 +21,15 @@ the objects are, not about which one was clicked.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from .capture import record
+from .capture import BlockCapture, record
+from .stats import cosine_query_dependence
 from .synthetic import to_tensor
 
 
@@ -65,13 +67,15 @@ def _key_object_fraction(mask: np.ndarray, obj: int, key_shape, input_shape) -> 
 
 @torch.no_grad()
 def tracking_scores(
-    model: nn.Module, clips: np.ndarray, masks: np.ndarray, *, queries_per_clip: int = 4, seed: int = 0
+    model: nn.Module, clips: np.ndarray, masks: np.ndarray, *, queries_per_clip: int = 4, seed: int = 0,
+    frames: Sequence[int] | None = None,
 ) -> list[TrackingScore]:
     """Object-tracking score of every non-local block over synthetic clips.
 
     clips (N, T, H, W, 3) uint8 and masks (N, T, H, W) object ids (-1 background) at the
     model's input size. Queries: per clip, ``queries_per_clip`` random (frame, object) pairs,
-    at the object's pixel nearest its mask centroid (so the query cell lies on the object).
+    at the object's pixel nearest its mask centroid (so the query cell lies on the object);
+    frames drawn from ``frames`` (default: every frame).
     """
     rng = np.random.default_rng(seed)
     sums: dict[str, list[float]] = {}
@@ -87,7 +91,7 @@ def tracking_scores(
         t_in, h_in, w_in = mask.shape
         objs = [o for o in np.unique(mask) if o >= 0]
         for _ in range(queries_per_clip):
-            frame = int(rng.integers(t_in))
+            frame = int(rng.integers(t_in)) if frames is None else int(rng.choice(list(frames)))
             present = [o for o in objs if (mask[frame] == o).sum() >= 4]
             if not present:
                 continue
@@ -116,3 +120,67 @@ def tracking_scores(
                 acc[2] += 1
                 acc[3] += control
     return [TrackingScore(name, s / n, c / n, n, k / n) for name, (s, c, n, k) in sums.items() if n]
+
+
+@dataclass
+class QueryDependence:
+    """GCNet's query dependence of one block over clips (see :func:`query_dependence_scores`)."""
+
+    block: str
+    random: float  # mean pairwise cosine distance between rows of random query cells, averaged over clips
+    on_objects: float  # the same for query cells on objects
+    zero_rows: float  # share of all the block's rows (every query of every clip) that are all zeros
+    clips: int
+
+
+def _cell_centres(b: BlockCapture, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(t, y, x) input-pixel centres of query cells with flat indices ``flat``."""
+    _, hq, wq = b.query_shape
+    cells = np.stack([flat // (hq * wq), (flat // wq) % hq, flat % wq], axis=1)
+    boxes = np.array([b.query_box(c) for c in cells.tolist()], dtype=np.float64)
+    return (boxes[:, 0] + boxes[:, 1]) / 2, (boxes[:, 2] + boxes[:, 3]) / 2, (boxes[:, 4] + boxes[:, 5]) / 2
+
+
+@torch.no_grad()
+def query_dependence_scores(
+    model: nn.Module, clips: np.ndarray, masks: np.ndarray, *, queries: int = 64, seed: int = 0
+) -> list[QueryDependence]:
+    """Per block, the mean pairwise cosine distance between the rows of different queries
+    (Cao et al., GCNet 2019; :func:`nlviz.stats.cosine_query_dependence`): 0 when every query
+    sees the same map, 1 when they see disjoint keys.
+
+    Per clip, ``queries`` query cells drawn uniformly from the block's grid ("random"), and
+    ``queries`` drawn from the cells whose centre pixel lies on an object ("on objects"), the
+    distance averaged over the pairs within each clip, then over clips. ``zero_rows``: the share
+    of every row of every clip whose mass is 0 (a dead concatenation ReLU gives 1).
+    """
+    rng = np.random.default_rng(seed)
+    acc: dict[str, list[float]] = {}
+    for clip, mask in zip(clips, masks):
+        _, cap = record(model, to_tensor(clip))
+        for b in cap:
+            n_q = math.prod(b.query_shape)
+            flat = np.arange(n_q)
+            t, y, x = _cell_centres(b, flat)
+            on = mask[t.astype(int), y.astype(int), x.astype(int)] >= 0
+            a = acc.setdefault(b.name, [0.0, 0.0, 0.0, 0, 0])
+            zero = sum(int((rows.abs().sum(1) == 0).sum()) for _, rows in b.row_chunks())
+            a[2] += zero / n_q
+            rnd = rng.choice(flat, size=min(queries, n_q), replace=False)
+            a[0] += cosine_query_dependence(_rows(b, rnd))
+            objs = flat[on]
+            if len(objs) >= 2:
+                pick = rng.choice(objs, size=min(queries, len(objs)), replace=False)
+                a[1] += cosine_query_dependence(_rows(b, pick))
+                a[4] += 1
+            a[3] += 1
+    out = []
+    for name, (r, o, z, n, n_obj) in acc.items():
+        out.append(QueryDependence(name, r / n, o / n_obj if n_obj else math.nan, z / n, n))
+    return out
+
+
+def _rows(b: BlockCapture, flat: np.ndarray) -> torch.Tensor:
+    _, hq, wq = b.query_shape
+    cells = [(int(f // (hq * wq)), int((f // wq) % hq), int(f % wq)) for f in flat]
+    return b.rows(cells).reshape(len(cells), -1)

@@ -166,3 +166,20 @@ def _tiny(nl_blocks: tuple[tuple[int, ...], ...]) -> ArchFn:
 
 register("tiny_i3d_nl2")(_tiny(((), (0,), (0,), ())))
 register("tiny_i3d_nl0")(_tiny(((), (), (), ())))
+
+# The demo models' network (nlviz.synthetic's identity-propagation task): the same tiny backbone
+# up to res4, a dense head on the res3 grid (8 x 16 x 16 cells of 2 frames x 4 x 4 pixels),
+# 5 classes (background and four shades: nlviz.synthetic.TRACK_CLASSES), no res5.
+TINY_DENSE_SPEC = replace(TINY_SPEC, labels="synthetic_tracks")
+
+
+def _tiny_dense(nl_blocks: tuple[tuple[int, ...], ...]) -> ArchFn:
+    def fn() -> tuple[ResNet3dConfig, ClipSpec]:
+        cfg, _ = _tiny(nl_blocks)()
+        return replace(cfg, head="dense", num_classes=5), TINY_DENSE_SPEC
+
+    return fn
+
+
+register("tiny_i3d_nl2_dense")(_tiny_dense(((), (0,), (0,), ())))
+register("tiny_i3d_nl0_dense")(_tiny_dense(((), (), (), ())))

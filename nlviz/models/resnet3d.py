@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+import torch
 from torch import Tensor, nn
 
 from ..nonlocal_block import NonLocalBlock
@@ -82,6 +83,9 @@ class ResNet3dConfig:
     bn_eps: float = 1e-5
     num_classes: int = 400
     dropout: float = 0.5
+    # "clip": global average pool + linear (the paper's). "dense": per-cell logits on the res3 grid
+    # from res3 and (upsampled) res4 features, without res5 (:class:`DenseHead`; the demo models' task)
+    head: str = "clip"
 
     def __post_init__(self) -> None:
         if len(self.blocks) != 4 or len(self.temporal_kernels) != 4 or len(self.nonlocal_blocks) != 4:
@@ -91,6 +95,8 @@ class ResNet3dConfig:
                 raise ValueError(f"res{s}: {n} blocks but {len(tks)} temporal kernel sizes")
             if any(not 0 <= i < n for i in nls):
                 raise ValueError(f"res{s}: non-local block index out of range 0..{n - 1}: {nls}")
+        if self.head not in ("clip", "dense"):
+            raise ValueError(f"head must be 'clip' or 'dense', got {self.head!r}")
         if self.inflate_conv not in ("a", "b"):
             raise ValueError(f"inflate_conv must be 'a' or 'b', got {self.inflate_conv!r}")
 
@@ -187,10 +193,35 @@ class Head(nn.Module):
         return self.fc(self.dropout(x.mean(dim=(2, 3, 4))))
 
 
+class DenseHead(nn.Module):
+    """Per-cell logits on the res3 grid: res3 features and res4 features (nearest-upsampled to the
+    res3 grid), concatenated, a 1x1x1 conv + BN + ReLU, a 1x1x1 conv to the classes.
+
+    (N, C3, T, H, W), (N, C4, T, H / s, W / s) -> (N, classes, T, H, W).
+    """
+
+    def __init__(self, c3: int, c4: int, num_classes: int, bn_eps: float) -> None:
+        super().__init__()
+        hidden = c3
+        self.mix = nn.Conv3d(c3 + c4, hidden, 1, bias=False)
+        self.bn = nn.BatchNorm3d(hidden, eps=bn_eps)
+        self.relu = nn.ReLU(inplace=True)
+        self.fc = nn.Conv3d(hidden, num_classes, 1)
+        nn.init.normal_(self.fc.weight, std=0.01)
+        nn.init.zeros_(self.fc.bias)
+
+    def forward(self, x3: Tensor, x4: Tensor) -> Tensor:
+        up = nn.functional.interpolate(x4, size=x3.shape[2:], mode="nearest")  # (N, C4, T, H, W)
+        return self.fc(self.relu(self.bn(self.mix(torch.cat([x3, up], dim=1)))))
+
+
 class ResNet3d(nn.Module):
     """C2D / I3D ResNet with non-local blocks. forward: normalized clip (N, 3, T, H, W) -> logits (N, classes).
 
     ``spec`` (a frozen :class:`~nlviz.spec.ClipSpec`) says how to build that clip from a video.
+    With ``cfg.head == "dense"`` there is no res5: :meth:`dense_logits` gives per-cell logits on the
+    res3 grid (N, classes, T', H', W'), and ``forward`` their mean over every cell (N, classes), the
+    share of the clip each class is given, so code that expects clip logits keeps working.
     """
 
     def __init__(self, cfg: ResNet3dConfig, spec: ClipSpec | None = None) -> None:
@@ -199,7 +230,8 @@ class ResNet3d(nn.Module):
         self.spec = spec or ClipSpec()
         self.stem = Stem(cfg)
         cin = cfg.base_channels
-        for s in range(4):
+        stage_out = []
+        for s in range(3 if cfg.head == "dense" else 4):
             width = cfg.base_channels * 2**s
             stage = []
             for i in range(cfg.blocks[s]):
@@ -219,9 +251,13 @@ class ResNet3d(nn.Module):
                 )
                 cin = 4 * width
             self.add_module(f"res{s + 2}", nn.Sequential(*stage))
+            stage_out.append(cin)
             if s == 0:
                 self.pool2 = nn.MaxPool3d((2, 1, 1), stride=(2, 1, 1)) if cfg.pool2 else nn.Identity()
-        self.head = Head(cin, cfg.num_classes, cfg.dropout)
+        if cfg.head == "dense":
+            self.head = DenseHead(stage_out[1], stage_out[2], cfg.num_classes, cfg.bn_eps)
+        else:
+            self.head = Head(cin, cfg.num_classes, cfg.dropout)
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -243,9 +279,20 @@ class ResNet3d(nn.Module):
         x = self.pool2(self.res2(x))
         return self.res5(self.res4(self.res3(x)))
 
+    def dense_logits(self, x: Tensor) -> Tensor:
+        """Dense head only: per-cell logits (N, classes, T', H', W') on the res3 grid."""
+        if self.cfg.head != "dense":
+            raise ValueError("dense_logits needs a model built with head='dense'")
+        if x.dim() != 5 or x.shape[1] != 3:
+            raise ValueError(f"expected a clip tensor (N, 3, T, H, W), got shape {tuple(x.shape)}")
+        x3 = self.res3(self.pool2(self.res2(self.stem(x))))
+        return self.head(x3, self.res4(x3))
+
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 5 or x.shape[1] != 3:
             raise ValueError(f"expected a clip tensor (N, 3, T, H, W), got shape {tuple(x.shape)}")
+        if self.cfg.head == "dense":
+            return self.dense_logits(x).mean(dim=(2, 3, 4))
         return self.head(self.features(x))
 
 
@@ -253,4 +300,4 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["Bottleneck", "NonLocalConfig", "ResNet3d", "ResNet3dConfig", "count_parameters"]
+__all__ = ["Bottleneck", "DenseHead", "NonLocalConfig", "ResNet3d", "ResNet3dConfig", "count_parameters"]
