@@ -79,6 +79,7 @@ class TrainConfig:
     # and the attention sharpens only once theta and phi have grown to O(1); at lr alone that took most
     # of the budget
     nl_lr_mult: float = 5.0
+    concat_query_offset: float = 2.0  # concatenation only: initial lift of every query term (see init_nonlocal)
     seed: int = 0  # model init and batch order
     data_seed: int = 2_000_000  # first clip seed of the training set; test uses data_seed + TEST_OFFSET
     time_budget_s: float = 15 * 60  # stop early (and say so) if the run exceeds this
@@ -135,6 +136,11 @@ def init_nonlocal(model: nn.Module, config: TrainConfig) -> None:
     (a saddle at 0), and with gamma 0 no gradient reaches either until gamma has drifted. So:
     theta, phi, g (and the concatenation's w_f) get PyTorch's default fan-in scale, std
     1/sqrt(fan_in), and gamma ``config.nl_gamma_init``.
+
+    Concatenation: f = ReLU(w_q . theta_i + w_k . phi_j) is 0 for every key of a query whose
+    query term is below minus the largest key term, and a zero row passes no gradient: such rows
+    stay dead (the previous demo model's res3 block had only zero rows). So theta's bias starts
+    along w_q, lifting every query term by ``concat_query_offset``: every row starts alive.
     """
     from .capture import attention_blocks
 
@@ -146,6 +152,9 @@ def init_nonlocal(model: nn.Module, config: TrainConfig) -> None:
             if getattr(block, "concat_project", None) is not None:
                 w = block.concat_project.weight
                 nn.init.normal_(w, std=w[0].numel() ** -0.5)
+                w_q = w.reshape(-1)[: block.theta.conv.out_channels]
+                if block.theta.conv.bias is not None:
+                    block.theta.conv.bias.copy_(config.concat_query_offset * w_q / w_q.square().sum())
             if getattr(block, "bn", None) is not None:
                 block.bn.weight.fill_(config.nl_gamma_init)
 
@@ -317,8 +326,9 @@ def save_demo(result: TrainResult, out_dir: str | Path, command: str, *, data_se
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--pairwise", default="embedded_gaussian", choices=(*VARIANTS, BASELINE, "all"),
-                        help="pairwise function to train ('none': baseline without NL blocks; 'all': all five)")
+    parser.add_argument("--pairwise", default=["embedded_gaussian"], nargs="+", choices=(*VARIANTS, BASELINE, "all"),
+                        help="pairwise function(s) to train, one model each ('none': baseline without NL blocks; "
+                             "'all': all five)")
     parser.add_argument("--out", default="assets/models", help="directory for the weights and model cards")
     parser.add_argument("--steps", type=int, default=TrainConfig.steps)
     parser.add_argument("--n-train", type=int, default=TrainConfig.n_train)
@@ -339,7 +349,7 @@ def _bar(step: int, total: int, metrics: dict) -> None:
 def main(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
-    variants = (*VARIANTS, BASELINE) if args.pairwise == "all" else (args.pairwise,)
+    variants = (*VARIANTS, BASELINE) if "all" in args.pairwise else tuple(args.pairwise)
     data = None
     for pairwise in variants:
         cfg = TrainConfig(pairwise=pairwise, steps=args.steps, n_train=args.n_train, n_test=args.n_test,

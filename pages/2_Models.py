@@ -15,7 +15,9 @@ ui.zoo_downloads()
 
 st.header("Architecture")
 st.caption("Pick a model (bundled, downloaded, or a local checkpoint) and a clip in the sidebar: the table "
-           "lists its non-local blocks with their grids on that clip and statistics over every query.")
+           "lists its non-local blocks with their grids on that clip and statistics of their attention over "
+           "256 query cells per block drawn with a fixed seed (or over every query, with the toggle below), "
+           "among them GCNet's measure of how much the map depends on the query.")
 model_name = ui.model_picker()
 if model_name is None:
     st.stop()

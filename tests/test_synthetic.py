@@ -303,3 +303,21 @@ def test_write_track_samples_round_trip(tmp_path):
             assert gt["visible_pixels"][t][k] == int((clip.masks[t] == k).sum())
             x, y = gt["centroids"][t][k]
             assert clip.masks[t, int(y), int(x)] == k  # the stored point lies on its object
+
+
+def test_default_query_lies_on_an_object_whose_shade_was_shown():
+    from nlviz import samples
+
+    assert samples.DEMO_SAMPLE in samples.bundled_samples()
+    for name in samples.bundled_samples():
+        q = samples.default_query(name)
+        gt = samples.ground_truth(name)
+        if not name.startswith(S.TRACK_SAMPLE_PREFIX):
+            assert q is None, name  # real footage and the older clips have no such ground truth
+            continue
+        frame, x, y = q
+        clip = S.make_track_clip(gt["seed"], S.TrackConfig(**gt["config"]))
+        assert frame == TCFG.frames - 1 >= TCFG.label_from  # a labelled frame: the shade is no longer visible
+        obj = clip.masks[frame, int(y), int(x)]
+        assert obj >= 0, "the query is on an object"
+        assert (clip.masks[0] == obj).sum() >= 100, "whose shade shows in the first frame"
