@@ -23,10 +23,11 @@ def bundled_samples(directory: Path = SAMPLES_DIR) -> dict[str, Path]:
     return {p.stem: p for p in files}
 
 
-def _order(p: Path) -> int:
-    """Real footage first, then the demo task's clips (synthetic_tracks_*), then the older synthetic_* clips
-    (so the first synthetic sample is one of the demo models' task)."""
-    return 1 if p.stem.startswith(TRACK_PREFIX) else 2 if p.stem.startswith("synthetic") else 0
+def _order(p: Path) -> tuple[int, bool]:
+    """Real footage first, then the demo task's clips (synthetic_tracks_*, DEMO_SAMPLE first), then the
+    older synthetic_* clips: the first synthetic sample is DEMO_SAMPLE."""
+    group = 1 if p.stem.startswith(TRACK_PREFIX) else 2 if p.stem.startswith("synthetic") else 0
+    return group, p.stem != DEMO_SAMPLE
 
 
 TRACK_PREFIX = "synthetic_tracks_"  # nlviz.synthetic.TRACK_SAMPLE_PREFIX (not imported: this module stays light)

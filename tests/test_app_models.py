@@ -48,7 +48,7 @@ def served_entry(tmp_path, monkeypatch):
     base = zoo.get("i3d_nl5_r50.kinetics400_mmaction2_dot_product")
     demo = zoo.get(DEMO)
     entry = dataclasses.replace(
-        base, name="tiny_i3d_nl2.served_for_test", arch="tiny_i3d_nl2", spec=demo.spec, num_classes=demo.num_classes,
+        base, name=f"{demo.arch}.served_for_test", arch=demo.arch, spec=demo.spec, num_classes=demo.num_classes,
         build_overrides={}, url="https://127.0.0.1/placeholder", filename="tiny_nl.safetensors",
         file_format="safetensors", sha256=hashlib.sha256(data).hexdigest(), hash_prefix=None,
         size_mb=round(len(data) / 1e6, 1), license="for this test only",
