@@ -38,7 +38,7 @@ with c[3]:
 @st.fragment
 def view() -> None:
     """What a click changes (the pinned query): reruns alone, the sidebar and pickers stay as they are."""
-    query = ui.query_state(analysis)
+    query = ui.query_state(analysis, default=ui.sample_query(video))
     ui.write_view(model_name, video, query, block, reverse="1" if reverse else "",
                   view="" if interactive else "server")
     if reverse:  # the clicked pixel as a key: which queries attend to it

@@ -35,7 +35,7 @@ with c2:
 @st.fragment
 def view() -> None:
     """What a click changes: the pinned query's numbers in every column; reruns alone."""
-    query = ui.query_state(first)
+    query = ui.query_state(first, default=ui.sample_query(video))
     ui.write_view(names[0], video, query, None, models=",".join(names), view="" if interactive else "server")
     comp = cmp.comparison_or_error(analyses, query, shared)
     if interactive and comp is not None:

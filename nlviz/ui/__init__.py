@@ -16,8 +16,8 @@ The pages use them through this package's names.
 
 from __future__ import annotations
 
-from .analysis import (MAX_UPLOAD_MB, VideoChoice, analysis_or_error, get_analysis, model_spec, sampling_controls,
-                       video_picker, view_key)
+from .analysis import (MAX_UPLOAD_MB, VideoChoice, analysis_or_error, get_analysis, model_spec, sample_query,
+                       sampling_controls, video_picker, view_key)
 from .models import (DEFAULT_MODEL, REAL_MODEL, ModelInfo, architecture, default_model, download_options,
                      get_model, model_info, model_options, model_picker, model_stamp, zoo_downloads, zoo_table)
 from .page import ABOUT, MENU_ITEMS, PAGES, caption_for, default_video_for, how_to_read, nav
@@ -37,6 +37,6 @@ __all__ = [
     "export_buttons", "get_analysis", "get_model", "hide_own_toggle", "how_to_read", "interactive_toggle",
     "model_info", "model_options", "model_picker", "model_spec", "model_stamp", "nav", "overlay_style",
     "predictions", "query_frame", "query_inputs", "query_state", "query_view_or_error", "restore_view",
-    "reverse_strip", "reverse_view_or_error", "sampling_controls", "topk_arrows", "video_picker", "view_key",
+    "reverse_strip", "reverse_view_or_error", "sample_query", "sampling_controls", "topk_arrows", "video_picker", "view_key",
     "write_view", "zoo_downloads", "zoo_table",
 ]

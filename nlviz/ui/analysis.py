@@ -42,6 +42,13 @@ def get_analysis(model_name: str, video: VideoChoice, sampling: Sampling) -> Ana
     return _analysis(model_name, model_stamp(model_name), video.video_id, sampling, video)
 
 
+def sample_query(video: VideoChoice | None) -> tuple[int, float, float] | None:
+    """A bundled sample's own first query (on an object, for the demo task's clips), else None."""
+    if video is None or video.path is None:
+        return None
+    return samples.default_query(video.label)
+
+
 def video_picker(*, key: str = "video", default: str | None = None) -> VideoChoice | None:
     """Sidebar: a bundled sample or an upload. Returns the choice, or None when nothing is usable."""
     bundled = samples.bundled_samples()

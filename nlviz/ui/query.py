@@ -25,17 +25,24 @@ CLICK_KEY = "click"
 DISPLAY_WIDTH = 512
 
 
-def _default_query(analysis: Analysis) -> Query:
+def _default_query(analysis: Analysis, preferred: tuple[int, float, float] | None = None) -> Query:
+    """``preferred`` (a sample's own first query) when the model sees it, else the crop's centre."""
     clip = analysis.clip
     x0, y0, x1, y1 = clip.geometry.crop_rect()
+    if preferred is not None:
+        k, x, y = preferred
+        if 0 <= k < len(clip.frames) and x0 <= x < x1 and y0 <= y < y1:
+            return Query(int(k), float(x), float(y))
     return Query(len(clip.frames) // 2, (x0 + x1) / 2, (y0 + y1) / 2)
 
 
-def query_state(analysis: Analysis) -> Query:
+def query_state(analysis: Analysis, default: tuple[int, float, float] | None = None) -> Query:
     """The current query from session state: defaults, a pending click, bounds per clip.
 
-    The click component's value arrives in session state before the script runs, so it is
-    applied here, before any widget that shows the query is drawn (no lagging marker).
+    ``default``: the query to start a clip on, e.g. a sample's pixel on an object
+    (:func:`nlviz.samples.default_query`); the centre of the crop otherwise. The click
+    component's value arrives in session state before the script runs, so it is applied here,
+    before any widget that shows the query is drawn (no lagging marker).
     """
     clip = analysis.clip
     t, h, w = len(clip.frames), clip.frames.shape[1], clip.frames.shape[2]
@@ -44,7 +51,7 @@ def query_state(analysis: Analysis) -> Query:
         ss["q_clip"] = id(clip)
         x0, y0, x1, y1 = clip.geometry.crop_rect()
         if not (0 <= ss.get("q_frame", -1) < t and x0 <= ss.get("q_x", -1) < x1 and y0 <= ss.get("q_y", -1) < y1):
-            d = _default_query(analysis)
+            d = _default_query(analysis, default)
             ss["q_frame"], ss["q_x"], ss["q_y"] = d.frame, float(d.x), float(d.y)
     value = ss.get(CLICK_KEY)
     if value:
