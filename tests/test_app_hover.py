@@ -129,3 +129,26 @@ def test_over_budget_blocks_get_the_servers_row(demo, monkeypatch):
         assert len(row["values"]) == head["key_shape"][0] * head["key_shape"][1] * head["key_shape"][2]
     finally:
         view_component._payload.clear()
+
+
+def test_a_demo_model_opens_on_its_task_with_the_query_on_an_object(demo):
+    from nlviz import samples
+
+    if samples.DEMO_SAMPLE not in samples.bundled_samples():
+        pytest.skip(f"the demo task's sample {samples.DEMO_SAMPLE} is not bundled")
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.query_params.update(model=demo)
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="video").value == samples.DEMO_SAMPLE
+    frame, x, y = samples.default_query(samples.DEMO_SAMPLE)
+    assert _control(at)["pins"]["explore"] == {"frame": frame, "x": x, "y": y}
+    assert (at.slider(key="q_frame").value, at.number_input(key="q_x").value, at.number_input(key="q_y").value) \
+        == (frame, x, y)
+    # the pixel is on an object (the sample's own generator draws it there), in a frame the labels cover
+    from nlviz import synthetic
+
+    gt = samples.ground_truth(samples.DEMO_SAMPLE)
+    cfg = synthetic.TrackConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in gt["config"].items()})
+    clip = synthetic.make_track_clip(gt["seed"], cfg)
+    assert clip.masks[frame][int(y), int(x)] >= 0 and frame >= gt["label_from"]
