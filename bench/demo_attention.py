@@ -18,7 +18,8 @@ non-local blocks):
 
 With --update-cards the figures are written into each model card (assets/models/*.json).
 
-Run: python bench/demo_attention.py [--clips 50] [--update-cards] [--models DIR] [--only NAME ...]
+Run: python bench/demo_attention.py [--clips 50] [--update-cards] [--models DIR] [--only NAME ...] [--summary]
+(--summary: print the figures stored in the cards by earlier --update-cards runs, computing nothing.)
 (--models: measure models trained into a scratch directory, e.g. ``nlviz train --out /tmp/nl``,
 without touching the shipped ones; --only: just these pairwise names, e.g. ``--only embedded_gaussian``.)
 """
@@ -55,7 +56,11 @@ def main() -> None:
     ap.add_argument("--models", type=Path, default=MODELS, help="directory of demo_*.json cards and their weights")
     ap.add_argument("--only", nargs="+", default=None, help="pairwise names to measure (default: all)")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--summary", action="store_true", help="print the figures stored in the cards, compute nothing")
     args = ap.parse_args()
+    if args.summary:
+        summary(args.models)
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     datasets: dict[str, tuple] = {}
@@ -133,6 +138,28 @@ def main() -> None:
                 print(f"      {s.block} tracking ({label}): {s.score:.3f} vs chance {s.chance:.3f} = {s.ratio:.1f}x; "
                       f"mean row {s.control_ratio:.1f}x; ratio/control {s.ratio / s.control_ratio:.2f} "
                       f"({s.queries} queries)")
+
+
+def summary(models: Path) -> None:
+    """Print what earlier ``--update-cards`` runs stored in the cards (one table, the baseline included)."""
+    cards = [json.loads(p.read_text()) for p in sorted(models.glob("demo_*.json"))]
+    cards = [c for c in cards if "measured" in c]
+    base = next((c["measured"]["dense_accuracy"]["object_cells"] for c in cards if c["name"] == "demo.none"), None)
+    print(f"from the cards in {models}; dense accuracy on the object cells of the labelled frames (chance "
+          f"{1 / (len(synthetic.TRACK_CLASSES) - 1):.3f})" + (f"; baseline without NL {base:.3f}" if base else ""))
+    for c in cards:
+        m = c["measured"]
+        acc = m["dense_accuracy"]
+        vs = f" ({100 * (acc['object_cells'] - base):+.1f} points vs baseline)" if base and c["name"] != "demo.none" else ""
+        print(f"  {c['name']:24s} objects {acc['object_cells']:.3f}{vs}; all labelled cells {acc['all_cells']:.3f}; "
+              f"trained {c['steps_done']} steps in {c['seconds']:.0f}s on {c['machine']}")
+        for block, d in m.get("query_dependence", {}).items():
+            print(f"      {block}: query dependence (GCNet cosine) random {d['random_queries']}, on objects "
+                  f"{d['queries_on_objects']}; all-zero rows {d['all_zero_row_share']}")
+        for label, key in (("labelled frames", "tracking_labelled_frames"), ("any frame", "tracking_any_frame")):
+            for block, t in m.get(key, {}).items():
+                print(f"      {block} tracking ({label}): {t['ratio']}x chance; mean row {t['control_ratio']}x; "
+                      f"ratio/control {t['ratio_over_control']} ({t['queries']} queries)")
 
 
 if __name__ == "__main__":
