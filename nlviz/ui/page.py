@@ -14,7 +14,8 @@ PAGES = (("app.py", "Explore", ":material/ads_click:"), ("pages/1_Compare.py", "
          ("pages/2_Models.py", "Models", ":material/deployed_code:"))
 
 
-_COMPACT = "<style>[data-testid='stMainBlockContainer'] { padding-top: 3.9rem; }</style>"
+_COMPACT = ("<style>[data-testid='stMainBlockContainer'] { padding-top: 3.9rem; padding-left: 2rem; "
+            "padding-right: 2rem; }</style>")
 
 
 def nav() -> None:
@@ -94,9 +95,9 @@ def caption_for(model_name: str, video: VideoChoice, analysis: Analysis) -> None
         st.info(f"**{PROBE_LABEL}** Weights: DeepMind's I3D (Apache-2.0); settings: sidebar, *Probe settings*.",
                 icon=":material/science:")
     elif entry.is_demo:
-        st.caption("Demo model: a tiny I3D with non-local blocks trained by nlviz on synthetic clips "
-                   f"({entry.notes.rstrip('.')}). Its attention is meaningful on the synthetic samples, "
-                   "not on real footage.")
+        st.caption("Demo model: a tiny I3D with non-local blocks trained by nlviz on synthetic clips; its attention "
+                   "is meaningful on the synthetic samples, not on real footage (its task: the ? here, or *How to "
+                   "read this view*).", help=entry.notes)
         from .. import zoo
 
         if REAL_MODEL in zoo.names() and not zoo.is_cached(REAL_MODEL):

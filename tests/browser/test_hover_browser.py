@@ -319,13 +319,17 @@ def _readme_pictures(page, artifacts: Path) -> None:
     img.save(README_SHOT, optimize=True)
     if README_SHOT.stat().st_size > 600_000:
         img.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(README_SHOT, optimize=True)
+    # the GIF: the embedded-Gaussian demo on its task, the mouse sweeping across the last frame's objects
+    page.goto(page.url.split("?")[0] + "?model=demo.embedded_gaussian")
+    _wait_views(page)
+    _settled(page)
     grid = page.locator(".nlv-grid").bounding_box()
-    box = page.locator("canvas.nlv-frame").nth(8).bounding_box()
+    box = page.locator("canvas.nlv-frame").last.bounding_box()
     frames = []
-    for i in range(8):
-        page.mouse.move(box["x"] + box["width"] * (0.25 + 0.05 * i), box["y"] + box["height"] * (0.35 + 0.03 * i))
+    for i in range(12):
+        page.mouse.move(box["x"] + box["width"] * (0.1 + 0.07 * i), box["y"] + box["height"] * (0.15 + 0.06 * i))
         page.wait_for_timeout(80)
-        clip = {"x": grid["x"], "y": grid["y"], "width": grid["width"], "height": min(grid["height"], 300)}
+        clip = {"x": grid["x"], "y": grid["y"], "width": grid["width"], "height": min(grid["height"], 600)}
         path = artifacts / f"gif_{i}.png"
         page.screenshot(path=str(path), clip=clip)
         small = Image.open(path).convert("RGB").resize((560, round(560 * clip["height"] / clip["width"])))
