@@ -78,7 +78,7 @@ def test_build_kwargs_give_a_runnable_graph_with_the_entry_spec(entry):
     x = torch.randn(1, 3, entry.spec.num_frames, 64, 64)
     with torch.no_grad():
         res3 = model.res3(model.pool2(model.res2(model.stem(x))))
-        logits = model.head(model.res5(model.res4(res3)))
+        logits = model(x)  # the whole graph (the demo models' dense head has no res5)
     assert logits.shape == (1, entry.num_classes)
     if entry.source != "demo":
         # every publisher keeps res3 at 4 time steps for short clips, 16 for the long (affine) ones
