@@ -691,23 +691,30 @@ def write_samples(
     paths = []
     for seed in seeds:
         clip = make_clip(seed, config)
-        mp4 = write_mp4(out_dir / f"synthetic_{seed}.mp4", clip.frames)
-        meta = {
-            "source": "nlviz.synthetic.make_clip",
-            "seed": seed,
-            "config": asdict(config),
-            "task": TASK_DESCRIPTION,
-            "fps": SAMPLES_FPS,
-            "frames": config.frames,
-            "size": config.size,
-            "coordinates": "pixels; pixel (row i, col j) has its centre at (x=j, y=i)",
-            "mean": list(MEAN),
-            "std": list(STD),
-            **clip.ground_truth(),
-        }
-        mp4.with_suffix(".json").write_text(json.dumps(meta) + "\n")
-        paths.append(mp4)
+        paths.append(_write_sample(out_dir / f"synthetic_{seed}.mp4", clip.frames, "nlviz.synthetic.make_clip",
+                                   seed, config, TASK_DESCRIPTION, clip.ground_truth()))
     return paths
+
+
+def _write_sample(path: Path, frames: np.ndarray, source: str, seed: int, config, task: str,
+                  ground_truth: dict) -> Path:
+    """One bundled sample: the clip as H.264 mp4 and its ground truth as JSON beside it."""
+    mp4 = write_mp4(path, frames)
+    meta = {
+        "source": source,
+        "seed": seed,
+        "config": asdict(config),
+        "task": task,
+        "fps": SAMPLES_FPS,
+        "frames": config.frames,
+        "size": config.size,
+        "coordinates": "pixels; pixel (row i, col j) has its centre at (x=j, y=i)",
+        "mean": list(MEAN),
+        "std": list(STD),
+        **ground_truth,
+    }
+    mp4.with_suffix(".json").write_text(json.dumps(meta) + "\n")
+    return mp4
 
 
 TRACK_SAMPLE_PREFIX = "synthetic_tracks_"  # bundled identity-propagation samples: synthetic_tracks_<seed>.mp4 + .json
@@ -741,22 +748,9 @@ def write_track_samples(out_dir: str | Path, seeds: Sequence[int] | None = None,
     paths = []
     for seed in seeds:
         clip = make_track_clip(seed, config)
-        mp4 = write_mp4(out_dir / f"{TRACK_SAMPLE_PREFIX}{seed}.mp4", clip.frames)
-        meta = {
-            "source": "nlviz.synthetic.make_track_clip",
-            "seed": seed,
-            "config": asdict(config),
-            "task": TRACK_TASK_DESCRIPTION,
-            "fps": SAMPLES_FPS,
-            "frames": config.frames,
-            "size": config.size,
-            "coordinates": "pixels; pixel (row i, col j) has its centre at (x=j, y=i)",
-            "mean": list(MEAN),
-            "std": list(STD),
-            **clip.ground_truth(config),
-        }
-        mp4.with_suffix(".json").write_text(json.dumps(meta) + "\n")
-        paths.append(mp4)
+        paths.append(_write_sample(out_dir / f"{TRACK_SAMPLE_PREFIX}{seed}.mp4", clip.frames,
+                                   "nlviz.synthetic.make_track_clip", seed, config, TRACK_TASK_DESCRIPTION,
+                                   clip.ground_truth(config)))
     return paths
 
 
