@@ -11,7 +11,8 @@ forward pass was done once per (model, video, sampling). The page only displays 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -155,7 +156,6 @@ class QueryView:
     cell: tuple[int, int, int]  # the query cell in the block's grid
     row: np.ndarray  # (T', H', W') weights on the key grid
     heat: np.ndarray  # (T, h, w) per displayed frame, at the thumbnail size
-    overlays: np.ndarray  # (T, h, w, 3) uint8
     scale: ValueRange
     top: list[KeyPoint]  # in full-size displayed-frame pixels
     profile: np.ndarray  # (T',) mass per key time slice
@@ -165,6 +165,15 @@ class QueryView:
     own_slice_share: float  # share of |mass| in the key time slice that holds the query's frame
     signed: bool  # dot_product / concatenation: values are f / N, not probabilities
     pairwise: str
+    # what :attr:`overlays` is drawn from: the thumbnails, alpha and style (drawn only when asked for:
+    # the hover view draws in the browser, so a click there computes the row and its numbers only)
+    drawing: tuple[np.ndarray, float, str] = field(default=None, repr=False, compare=False)
+
+    @cached_property
+    def overlays(self) -> np.ndarray:
+        """(T, h, w, 3) uint8: the frames with the attention drawn over them (:func:`nlviz.render.overlay`)."""
+        small, alpha, style = self.drawing
+        return overlay(small, self.heat, self.scale, alpha, style)
 
 
 def thumbnails(frames: np.ndarray, width: int) -> tuple[np.ndarray, float]:
@@ -242,7 +251,6 @@ def query_view(
         cell=cell,
         row=row,
         heat=heat,
-        overlays=overlay(small, heat, scale, alpha, style),
         scale=scale,
         top=[k for k in top_keys(shown, b, clip.geometry, topk) if np.isfinite(k.weight)],
         profile=profile,
@@ -252,6 +260,7 @@ def query_view(
         own_slice_share=own_share,
         signed=b.signed,
         pairwise=b.pairwise,
+        drawing=(small, alpha, style),
     )
 
 
