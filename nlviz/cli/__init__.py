@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("info", "describe a checkpoint: format, architecture, non-local blocks"),
     "attend": ("attend", "write what a query pixel attends to: png, gif, mp4, npy, json"),
     "compare": ("compare", "compare several models' attention for one query: png + metrics json"),
+    "survey": ("survey", "attention statistics over a dataset (Parquet + JSON), locally or on Ray"),
 }
 
 
