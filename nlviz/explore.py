@@ -83,11 +83,14 @@ class Analysis:
 
 
 def analyze(model: nn.Module, source, sampling: Sampling = Sampling(), *, thumb_width: int = 192,
-            progress=None) -> Analysis:
+            progress=None, device=None) -> Analysis:
     """Decode ``source`` as ``model`` expects, run one forward pass with capture, keep the results.
 
     ``source``: path, bytes or file-like (see :func:`nlviz.video.load_clip`). ``progress``:
     optional callback (fraction, message). The model is only read: no mode change, no state left.
+    ``device``: where the forward pass runs (:func:`nlviz.device.choose`: default ``NLVIZ_DEVICE``,
+    else cuda when present); off the model's own device it runs on a cached copy, and the captured
+    factors are kept on the CPU either way.
     """
     from .labels import label_names
     from .video import load_clip
@@ -98,7 +101,10 @@ def analyze(model: nn.Module, source, sampling: Sampling = Sampling(), *, thumb_
     clip = load_clip(source, spec=model.spec, progress=decoding, **sampling.kwargs())
     if progress:
         progress(0.5, f"running the model on {clip.input.shape[2]} frames")
-    logits, cap, dense = _record_with_dense_head(model, clip.input)
+    from .device import choose, on_device
+
+    device = choose(device)
+    logits, cap, dense = _record_with_dense_head(on_device(model, device), clip.input.to(device), store_on="cpu")
     probs = torch.softmax(logits.float(), dim=-1)[0].cpu().numpy()
     dense_probs = None if dense is None else torch.softmax(dense.float(), dim=1)[0].cpu().numpy()
     if progress:
@@ -109,7 +115,7 @@ def analyze(model: nn.Module, source, sampling: Sampling = Sampling(), *, thumb_
                     dense_probs)
 
 
-def _record_with_dense_head(model: nn.Module, clip: torch.Tensor):
+def _record_with_dense_head(model: nn.Module, clip: torch.Tensor, **kwargs):
     """:func:`nlviz.capture.record`, plus the per-cell logits of a dense head (ResNet3d with
     ``head="dense"``), kept by a forward hook on the head for this thread's forward only (the
     model is shared between sessions; the hook is removed before returning)."""
@@ -119,7 +125,7 @@ def _record_with_dense_head(model: nn.Module, clip: torch.Tensor):
 
     cfg = getattr(model, "cfg", None)
     if getattr(cfg, "head", "clip") != "dense":
-        return (*record(model, clip), None)
+        return (*record(model, clip, **kwargs), None)
     owner, kept = threading.get_ident(), {}
 
     def keep(_module, _args, output):
@@ -129,7 +135,7 @@ def _record_with_dense_head(model: nn.Module, clip: torch.Tensor):
     with _REGISTRATION_LOCK:
         handle = model.head.register_forward_hook(keep)
     try:
-        logits, cap = record(model, clip)
+        logits, cap = record(model, clip, **kwargs)
     finally:
         with _REGISTRATION_LOCK:
             handle.remove()
