@@ -19,14 +19,24 @@ Sharing a model between threads (the app's browser sessions share one cached mod
 capture's hooks record only forwards run by the thread that opened the capture, so several
 threads may capture on the same model object at once, each getting its own results; nothing
 but the hooks themselves is ever attached to the model, and they are removed on exit.
+
+Other kinds of attention (multi-head self-attention over a token grid: MViT, Swin3D, the
+Hugging Face video transformers) plug in as :class:`CaptureAdapter` s: a family module that
+knows where its model keeps queries and keys calls :func:`register_adapter` when it is
+imported, and ``capture_attention`` / ``record`` then capture those blocks too, into
+:class:`nlviz.capture_tokens.TokenCapture` objects with the same interface as
+:class:`BlockCapture` (plus heads: ``num_heads``, ``row(cell, head=None)``, None = the mean over
+heads of the per-head rows).
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -55,48 +65,12 @@ def is_attention_block(module: nn.Module) -> bool:
     return bool(getattr(type(module), "is_attention_block", False))
 
 
-@dataclass
-class BlockCapture:
-    """What one attention block saw in one forward pass, and its attention on demand.
+class GridGeometry:
+    """Model-input pixels <-> query and key cells of one block, for every kind of captured block.
 
-    theta: (N, C, T, H, W) queries; phi: (N, C, T', H', W') keys (pooled where the block pools);
-    input_shape: (T_in, H_in, W_in) of the model input, for mapping pixels to cells.
+    Needs ``name``, ``query_shape``, ``key_shape`` (both (T, H, W)), ``input_shape`` (T_in,
+    H_in, W_in) and ``batch_size``.
     """
-
-    name: str
-    pairwise: str
-    dims: str
-    scale: float
-    time_groups: int
-    theta: Tensor
-    phi: Tensor
-    concat_weight: Tensor | None
-    input_shape: tuple[int, int, int]
-
-    @property
-    def query_shape(self) -> tuple[int, int, int]:
-        """(T, H, W) grid of query cells."""
-        return tuple(self.theta.shape[2:])
-
-    @property
-    def key_shape(self) -> tuple[int, int, int]:
-        """(T', H', W') grid of key cells (coarser than the query grid when subsampled)."""
-        return tuple(self.phi.shape[2:])
-
-    @property
-    def batch_size(self) -> int:
-        return self.theta.shape[0]
-
-    @property
-    def signed(self) -> bool:
-        """True when weights may be negative or not sum to 1 (dot_product, concatenation)."""
-        return self.pairwise not in ("gaussian", "embedded_gaussian")
-
-    @property
-    def nbytes(self) -> int:
-        """Memory held by this capture's tensors."""
-        extra = 0 if self.concat_weight is None else self.concat_weight.nbytes
-        return self.theta.nbytes + self.phi.nbytes + extra
 
     def _check_cell(self, cell: Iterable[int], shape: tuple[int, int, int], what: str) -> Cell:
         cell = tuple(int(c) for c in cell)
@@ -108,66 +82,6 @@ class BlockCapture:
         if not 0 <= batch < self.batch_size:
             raise OutOfGridError(f"batch index {batch} out of range for a batch of {self.batch_size}")
         return batch
-
-    def _row_mask(self, cell: Cell) -> Tensor | None:
-        """(1, N_k) bool mask of the keys the query at ``cell`` may attend to; None when all."""
-        t, h, w = cell
-        tk, hk, wk = self.key_shape
-        if self.dims == "spacetime" and self.time_groups == 1:
-            return None
-        mask = torch.zeros(self.key_shape, dtype=torch.bool)
-        if self.dims == "space":
-            mask[t] = True
-        elif self.dims == "time":
-            mask[:, key_index(self.query_shape[1], hk)[h], key_index(self.query_shape[2], wk)[w]] = True
-        else:
-            g = self.time_groups
-            mask[(torch.arange(tk) // g) == (t // g)] = True
-        return mask.reshape(1, -1).to(self.phi.device)
-
-    def rows(self, cells: Iterable[Iterable[int]], batch: int = 0) -> Tensor:
-        """Normalized attention rows of several queries: (Q, T', H', W').
-
-        Costs O(Q * N_k * C). Softmax variants: each row sums to 1. dot_product and
-        concatenation: f / N (N = number of keys the query may attend to), as the paper
-        defines it; such rows may be negative and need not sum to 1.
-        Keys a "space"/"time" block does not attend to hold exactly 0.
-        """
-        batch = self._check_batch(batch)
-        cells = [self._check_cell(c, self.query_shape, "query") for c in cells]
-        ck = self.theta.shape[1]
-        keys = self.phi[batch].reshape(ck, -1)  # (C, N_k)
-        out = []
-        for cell in cells:
-            q = self.theta[batch, :, cell[0], cell[1], cell[2]].reshape(1, ck)  # (1, C)
-            out.append(
-                affinity(self.pairwise, q, keys, scale=self.scale, concat_weight=self.concat_weight,
-                         mask=self._row_mask(cell))
-            )
-        return torch.cat(out).reshape(len(cells), *self.key_shape)
-
-    def row(self, cell: Iterable[int], batch: int = 0) -> Tensor:
-        """Normalized attention of the query at ``cell`` = (t, h, w): a (T', H', W') tensor.
-
-        Equal to ``matrix(batch)[flat(cell)]`` reshaped to the key grid, at O(N_k * C) cost.
-        """
-        return self.rows([cell], batch)[0]
-
-    def matrix(self, batch: int = 0) -> Tensor:
-        """The full normalized affinity (N_q, N_k), rows and columns in (T, H, W) order.
-
-        This is exactly the matrix the block multiplied with g in its forward pass. It costs
-        N_q * N_k memory (e.g. 6272 x 1568 floats for res3 of I3D-R50 at 8x224x224): use
-        :meth:`row` for single queries.
-        """
-        batch = self._check_batch(batch)
-        ck = self.theta.shape[1]
-        q = self.theta[batch].reshape(ck, -1).T  # (N_q, C)
-        k = self.phi[batch].reshape(ck, -1)  # (C, N_k)
-        mask = allowed_keys(self.dims, self.query_shape, self.key_shape, self.time_groups)
-        if mask is not None:
-            mask = mask.to(q.device)
-        return affinity(self.pairwise, q, k, scale=self.scale, concat_weight=self.concat_weight, mask=mask)
 
     def query_at(self, t: float, y: float, x: float) -> Cell:
         """Model-input position (frame t, pixel row y, column x; floats allowed) -> query cell.
@@ -212,8 +126,6 @@ class BlockCapture:
         _, hq, wq = self.query_shape
         return (t * hq + h) * wq + w
 
-    # -- the reverse direction: who attends to a key, computed a chunk of queries at a time
-
     def flat_key(self, cell: Iterable[int]) -> int:
         """Index of a key cell in the columns of :meth:`matrix` ((T', H', W') order)."""
         t, h, w = self._check_cell(cell, self.key_shape, "key")
@@ -233,6 +145,136 @@ class BlockCapture:
             int(key_index(q_size, k_size)[q])
             for q, q_size, k_size in zip((qt, qh, qw), self.query_shape, self.key_shape)
         )
+
+
+@dataclass
+class BlockCapture(GridGeometry):
+    """What one attention block saw in one forward pass, and its attention on demand.
+
+    theta: (N, C, T, H, W) queries; phi: (N, C, T', H', W') keys (pooled where the block pools);
+    input_shape: (T_in, H_in, W_in) of the model input, for mapping pixels to cells.
+    """
+
+    name: str
+    pairwise: str
+    dims: str
+    scale: float
+    time_groups: int
+    theta: Tensor
+    phi: Tensor
+    concat_weight: Tensor | None
+    input_shape: tuple[int, int, int]
+
+    @property
+    def query_shape(self) -> tuple[int, int, int]:
+        """(T, H, W) grid of query cells."""
+        return tuple(self.theta.shape[2:])
+
+    @property
+    def key_shape(self) -> tuple[int, int, int]:
+        """(T', H', W') grid of key cells (coarser than the query grid when subsampled)."""
+        return tuple(self.phi.shape[2:])
+
+    @property
+    def batch_size(self) -> int:
+        return self.theta.shape[0]
+
+    num_heads = 1  # a non-local block is one head; ``head`` may be None or 0 wherever it is taken
+
+    @property
+    def channels(self) -> int:
+        """Channels of one query (theta's C')."""
+        return int(self.theta.shape[1])
+
+    # keys off the grid (a class token, padding), each named; a non-local block has none
+    extra_tokens = ()
+    extra_label = None
+
+    def extra_weight(self, cell: Iterable[int], batch: int = 0, head: int | None = None) -> float:
+        """The weight the query at ``cell`` gives keys off the grid: always 0 for a non-local block."""
+        self._check_head(head)
+        self._check_cell(cell, self.query_shape, "query")
+        self._check_batch(batch)
+        return 0.0
+
+    def _check_head(self, head: int | None) -> None:
+        if head is not None and (isinstance(head, bool) or int(head) != 0):
+            raise OutOfGridError(f"head {head!r} out of range: block {self.name} has one head (use None or 0)")
+
+    @property
+    def signed(self) -> bool:
+        """True when weights may be negative or not sum to 1 (dot_product, concatenation)."""
+        return self.pairwise not in ("gaussian", "embedded_gaussian")
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by this capture's tensors."""
+        extra = 0 if self.concat_weight is None else self.concat_weight.nbytes
+        return self.theta.nbytes + self.phi.nbytes + extra
+
+    def _row_mask(self, cell: Cell) -> Tensor | None:
+        """(1, N_k) bool mask of the keys the query at ``cell`` may attend to; None when all."""
+        t, h, w = cell
+        tk, hk, wk = self.key_shape
+        if self.dims == "spacetime" and self.time_groups == 1:
+            return None
+        mask = torch.zeros(self.key_shape, dtype=torch.bool)
+        if self.dims == "space":
+            mask[t] = True
+        elif self.dims == "time":
+            mask[:, key_index(self.query_shape[1], hk)[h], key_index(self.query_shape[2], wk)[w]] = True
+        else:
+            g = self.time_groups
+            mask[(torch.arange(tk) // g) == (t // g)] = True
+        return mask.reshape(1, -1).to(self.phi.device)
+
+    def rows(self, cells: Iterable[Iterable[int]], batch: int = 0, head: int | None = None) -> Tensor:
+        """Normalized attention rows of several queries: (Q, T', H', W').
+
+        Costs O(Q * N_k * C). Softmax variants: each row sums to 1. dot_product and
+        concatenation: f / N (N = number of keys the query may attend to), as the paper
+        defines it; such rows may be negative and need not sum to 1.
+        Keys a "space"/"time" block does not attend to hold exactly 0. ``head``: None or 0.
+        """
+        self._check_head(head)
+        batch = self._check_batch(batch)
+        cells = [self._check_cell(c, self.query_shape, "query") for c in cells]
+        ck = self.theta.shape[1]
+        keys = self.phi[batch].reshape(ck, -1)  # (C, N_k)
+        out = []
+        for cell in cells:
+            q = self.theta[batch, :, cell[0], cell[1], cell[2]].reshape(1, ck)  # (1, C)
+            out.append(
+                affinity(self.pairwise, q, keys, scale=self.scale, concat_weight=self.concat_weight,
+                         mask=self._row_mask(cell))
+            )
+        return torch.cat(out).reshape(len(cells), *self.key_shape)
+
+    def row(self, cell: Iterable[int], batch: int = 0, head: int | None = None) -> Tensor:
+        """Normalized attention of the query at ``cell`` = (t, h, w): a (T', H', W') tensor.
+
+        Equal to ``matrix(batch)[flat(cell)]`` reshaped to the key grid, at O(N_k * C) cost.
+        """
+        return self.rows([cell], batch, head)[0]
+
+    def matrix(self, batch: int = 0, head: int | None = None) -> Tensor:
+        """The full normalized affinity (N_q, N_k), rows and columns in (T, H, W) order.
+
+        This is exactly the matrix the block multiplied with g in its forward pass. It costs
+        N_q * N_k memory (e.g. 6272 x 1568 floats for res3 of I3D-R50 at 8x224x224): use
+        :meth:`row` for single queries.
+        """
+        self._check_head(head)
+        batch = self._check_batch(batch)
+        ck = self.theta.shape[1]
+        q = self.theta[batch].reshape(ck, -1).T  # (N_q, C)
+        k = self.phi[batch].reshape(ck, -1)  # (C, N_k)
+        mask = allowed_keys(self.dims, self.query_shape, self.key_shape, self.time_groups)
+        if mask is not None:
+            mask = mask.to(q.device)
+        return affinity(self.pairwise, q, k, scale=self.scale, concat_weight=self.concat_weight, mask=mask)
+
+    # -- the reverse direction: who attends to a key, computed a chunk of queries at a time
 
     def allowed_mask(self, start: int, stop: int) -> Tensor | None:
         """(stop - start, N_k) bool: the keys the queries with flat indices [start, stop) may attend to.
@@ -260,13 +302,14 @@ class BlockCapture:
             raise ValueError(f"block {self.name} has unknown dims {self.dims!r}; expected spacetime, space or time")
         return mask.to(self.phi.device)
 
-    def row_chunks(self, batch: int = 0, chunk: int = 2048) -> Iterator[tuple[int, Tensor]]:
+    def row_chunks(self, batch: int = 0, chunk: int = 2048, head: int | None = None) -> Iterator[tuple[int, Tensor]]:
         """Rows of :meth:`matrix`, ``chunk`` queries at a time: yields (start, rows (Q, N_k)).
 
         ``rows`` equals ``matrix(batch)[start:start + Q]``; only one chunk exists at a time, so
         memory stays O(chunk * N_k) however large the block. For whole-block statistics and
         columns of blocks too big to materialize.
         """
+        self._check_head(head)
         batch = self._check_batch(batch)
         if isinstance(chunk, bool) or int(chunk) < 1:
             raise ValueError(f"chunk must be a positive number of query rows, got {chunk!r}")
@@ -280,7 +323,7 @@ class BlockCapture:
                             concat_weight=self.concat_weight, mask=self.allowed_mask(start, stop))
             yield start, rows
 
-    def column(self, key_cell: Iterable[int], batch: int = 0, chunk: int = 4096) -> Tensor:
+    def column(self, key_cell: Iterable[int], batch: int = 0, chunk: int = 4096, head: int | None = None) -> Tensor:
         """Who attends to one key: the weight every query gives ``key_cell``, a (T, H, W) tensor.
 
         The column ``matrix(batch)[:, flat_key(key_cell)]`` laid out on the QUERY grid,
@@ -290,7 +333,7 @@ class BlockCapture:
         to the key ("space"/"time" blocks, time groups) hold exactly 0.
         """
         k = self.flat_key(key_cell)
-        parts = [rows[:, k] for _, rows in self.row_chunks(batch, chunk)]
+        parts = [rows[:, k] for _, rows in self.row_chunks(batch, chunk, head)]
         return torch.cat(parts).reshape(self.query_shape)
 
 
@@ -335,30 +378,155 @@ class Capture:
 
 
 def attention_blocks(model: nn.Module) -> dict[str, nn.Module]:
-    """The model's attention blocks by qualified module name, in definition order."""
+    """The model's non-local (theta/phi) blocks by qualified module name, in definition order.
+
+    Only the blocks of :func:`is_attention_block`; :func:`capturable_blocks` lists every block
+    capture can record, those of registered :class:`CaptureAdapter` s included.
+    """
     return {name: m for name, m in model.named_modules() if is_attention_block(m)}
 
 
-_REGISTRATION_LOCK = threading.Lock()
+_REGISTRATION_LOCK = threading.RLock()
+
+
+class HookContext:
+    """What a :class:`CaptureAdapter`'s hooks get from the capture they serve.
+
+    ``mine()``: whether the running forward belongs to the capture's thread (hooks must record
+    nothing otherwise: another session may be running the shared model). ``keep(t)``: the
+    tensor to store (detached, on ``store_on``). ``input_shape``: (T, H, W) of this forward's
+    model input (CaptureError if the model input was not seen). ``store(block)``: file one
+    block's capture (an object with BlockCapture's interface; a re-recorded block moves to
+    the end, so the order is the forward's).
+    """
+
+    def __init__(self, owner: int, store_on: torch.device | str | None, cap: "Capture") -> None:
+        self._owner = owner
+        self._store_on = store_on
+        self._cap = cap
+        self._input_shape: tuple[int, int, int] | None = None
+
+    def mine(self) -> bool:
+        return threading.get_ident() == self._owner
+
+    def keep(self, t: Tensor, src: Tensor | None = None) -> Tensor:
+        t = t.detach()
+        if src is not None and t.data_ptr() == src.data_ptr():
+            t = t.clone()  # e.g. gaussian theta is the block's input itself: keep our own copy
+        return t if self._store_on is None else t.to(self._store_on)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        if self._input_shape is None:
+            raise CaptureError("capture needs the model input as a (N, 3, T, H, W) tensor, first argument")
+        return self._input_shape
+
+    def set_input_shape(self, shape: Iterable[int]) -> None:
+        self._input_shape = tuple(int(s) for s in shape)
+
+    def store(self, block: Any) -> None:
+        self._cap._blocks.pop(block.name, None)
+        self._cap._blocks[block.name] = block
+
+
+def _default_input_shape(args: tuple, kwargs: dict) -> tuple[int, int, int] | None:
+    """(T, H, W) of the first (N, 3, T, H, W) tensor among a forward's positional arguments."""
+    if args and isinstance(args[0], Tensor) and args[0].dim() == 5:
+        return tuple(args[0].shape[2:])
+    return None
+
+
+@dataclass(frozen=True)
+class CaptureAdapter:
+    """How capture finds and hooks one kind of attention block.
+
+    find(model) -> {capture name: module}, in forward order (empty: the model has none);
+    hook(name, module, ctx: HookContext) -> the hook handles it registered on the module or its
+    children (removed when the capture ends); its hooks call ``ctx.store(...)`` once the
+    block's queries and keys are known. input_shape(args, kwargs) -> (T, H, W) of the model
+    input from the model's forward arguments (None: not this call's); default: the first
+    positional (N, 3, T, H, W) tensor.
+    """
+
+    name: str
+    find: Callable[[nn.Module], dict[str, nn.Module]]
+    hook: Callable[[str, nn.Module, HookContext], list]
+    input_shape: Callable[[tuple, dict], tuple[int, int, int] | None] = _default_input_shape
+
+
+def _hook_nonlocal(name: str, block: nn.Module, ctx: HookContext) -> list:
+    pending: dict[str, Tensor] = {}
+
+    def on_theta(_module: nn.Module, args: tuple, output: Tensor) -> None:
+        if ctx.mine():
+            pending["theta"] = ctx.keep(output, args[0])
+
+    def on_phi(_module: nn.Module, args: tuple, output: Tensor) -> None:
+        if not ctx.mine() or "theta" not in pending:
+            return
+        wf = block.concat_weight()
+        ctx.store(BlockCapture(
+            name=name,
+            pairwise=block.pairwise,
+            dims=block.dims,
+            scale=float(block.scale),
+            time_groups=int(block.time_groups),
+            theta=pending.pop("theta"),
+            phi=ctx.keep(output, args[0]),
+            concat_weight=None if wf is None else ctx.keep(wf).clone(),
+            input_shape=ctx.input_shape,
+        ))
+
+    return [block.theta.register_forward_hook(on_theta), block.phi.register_forward_hook(on_phi)]
+
+
+NONLOCAL_ADAPTER = CaptureAdapter(name="nonlocal", find=attention_blocks, hook=_hook_nonlocal)
+_ADAPTERS: list[CaptureAdapter] = [NONLOCAL_ADAPTER]
+
+
+def register_adapter(adapter: CaptureAdapter) -> CaptureAdapter:
+    """Make capture find and hook ``adapter``'s blocks (a family module calls this on import).
+
+    Registering an adapter of the same name again replaces it (modules may be reloaded)."""
+    with _REGISTRATION_LOCK:
+        _ADAPTERS[:] = [a for a in _ADAPTERS if a.name != adapter.name] + [adapter]
+    return adapter
+
+
+def adapters() -> list[CaptureAdapter]:
+    """The registered capture adapters, the built-in non-local one first."""
+    return list(_ADAPTERS)
+
+
+def capturable_blocks(model: nn.Module) -> dict[str, tuple[CaptureAdapter, nn.Module]]:
+    """Every block capture can record in ``model``: {name: (adapter, module)}, in forward order
+    per adapter."""
+    found: dict[str, tuple[CaptureAdapter, nn.Module]] = {}
+    for adapter in adapters():
+        for name, module in adapter.find(model).items():
+            found.setdefault(name, (adapter, module))
+    return found
+
 
 
 @contextmanager
 def capture_attention(
     model: nn.Module, *, blocks: Iterable[str] | None = None, store_on: torch.device | str | None = None
 ) -> Iterator[Capture]:
-    """Record the attention factors of every non-local block during forward passes in this block.
+    """Record the attention factors of every attention block during forward passes in this block.
 
     Args:
-        model: any module containing :class:`~nlviz.nonlocal_block.NonLocalBlock` (or compatible) blocks.
+        model: any module containing :class:`~nlviz.nonlocal_block.NonLocalBlock` (or compatible)
+            blocks, or blocks a registered :class:`CaptureAdapter` finds (MViT, Swin3D, ...).
         blocks: names of the blocks to capture (default: all).
         store_on: device to keep the captured tensors on (default: where they were computed).
 
     Yields a :class:`Capture`, filled when the model's forward runs inside the ``with`` block
     on the same thread; a second forward overwrites the first. Hooks are removed on exit,
-    also when the forward raises. Only what the hooks record is kept: detached theta/phi
-    per block, never the N_q x N_k matrix.
+    also when the forward raises. Only what the hooks record is kept: detached queries and
+    keys per block, never the N_q x N_k matrix.
     """
-    found = attention_blocks(model)
+    found = capturable_blocks(model)
     if not found:
         raise CaptureError(f"{type(model).__name__} has no non-local (attention) block to capture")
     if blocks is not None:
@@ -368,56 +536,24 @@ def capture_attention(
             raise CaptureError(f"unknown block(s) {unknown}; the model's blocks are: {', '.join(found)}")
         found = {b: found[b] for b in wanted}
 
-    owner = threading.get_ident()
     cap = Capture()
-    pending: dict[str, dict] = {}
-    input_shape: list[tuple[int, int, int]] = []
+    ctx = HookContext(threading.get_ident(), store_on, cap)
+    used = list(dict.fromkeys(adapter for adapter, _ in found.values()))
 
-    def keep(t: Tensor, src: Tensor | None = None) -> Tensor:
-        t = t.detach()
-        if src is not None and t.data_ptr() == src.data_ptr():
-            t = t.clone()  # gaussian theta is the block's input itself: keep our own copy
-        return t if store_on is None else t.to(store_on)
-
-    def on_model_input(_module: nn.Module, args: tuple) -> None:
-        if threading.get_ident() == owner and args and isinstance(args[0], Tensor) and args[0].dim() == 5:
-            input_shape[:] = [tuple(args[0].shape[2:])]
-
-    def on_theta(name: str):
-        def hook(_module: nn.Module, args: tuple, output: Tensor) -> None:
-            if threading.get_ident() == owner:
-                pending[name] = {"theta": keep(output, args[0])}
-
-        return hook
-
-    def on_phi(name: str, block: nn.Module):
-        def hook(_module: nn.Module, args: tuple, output: Tensor) -> None:
-            if threading.get_ident() != owner or name not in pending:
+    def on_model_input(_module: nn.Module, args: tuple, kwargs: dict) -> None:
+        if not ctx.mine():
+            return
+        for adapter in used:
+            shape = adapter.input_shape(args, kwargs)
+            if shape is not None:
+                ctx.set_input_shape(shape)
                 return
-            if not input_shape:
-                raise CaptureError("capture needs the model input as a (N, 3, T, H, W) tensor, first argument")
-            wf = block.concat_weight()
-            cap._blocks.pop(name, None)  # a second forward re-records, in its own order
-            cap._blocks[name] = BlockCapture(
-                name=name,
-                pairwise=block.pairwise,
-                dims=block.dims,
-                scale=float(block.scale),
-                time_groups=int(block.time_groups),
-                theta=pending.pop(name)["theta"],
-                phi=keep(output, args[0]),
-                concat_weight=None if wf is None else keep(wf).clone(),
-                input_shape=input_shape[0],
-            )
-
-        return hook
 
     with _REGISTRATION_LOCK:
-        handles = [model.register_forward_pre_hook(on_model_input)]
+        handles = [model.register_forward_pre_hook(on_model_input, with_kwargs=True)]
         try:
-            for name, block in found.items():
-                handles.append(block.theta.register_forward_hook(on_theta(name)))
-                handles.append(block.phi.register_forward_hook(on_phi(name, block)))
+            for name, (adapter, module) in found.items():
+                handles.extend(adapter.hook(name, module, ctx))
         except BaseException:
             for h in handles:
                 h.remove()
@@ -448,8 +584,14 @@ __all__ = [
     "Capture",
     "CaptureError",
     "OutOfGridError",
+    "CaptureAdapter",
+    "HookContext",
+    "NONLOCAL_ADAPTER",
+    "adapters",
     "attention_blocks",
+    "capturable_blocks",
     "capture_attention",
     "is_attention_block",
     "record",
+    "register_adapter",
 ]

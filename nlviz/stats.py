@@ -234,7 +234,7 @@ def block_stats(b: BlockCapture, batch: int = 0, chunk: int = 2048, *, queries: 
         query_shape=b.query_shape,
         key_shape=b.key_shape,
         input_shape=tuple(b.input_shape),
-        channels=int(b.theta.shape[1]),
+        channels=int(b.channels),
         time_groups=b.time_groups,
         mean_distance_px=mean(dist_px),
         mean_distance_frames=mean(dist_t),
