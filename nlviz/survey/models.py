@@ -1,0 +1,58 @@
+"""Loading the surveyed models by name and what the survey records of each block.
+
+The one place that turns a model name (a zoo name, ``name@options`` or a checkpoint path) into a
+model: :func:`load` (:mod:`nlviz.resolve` when present, else the zoo / the checkpoint loaders).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from torch import nn
+
+
+class ModelLoadError(ValueError):
+    """A surveyed model that cannot be loaded (unknown name, unreadable checkpoint)."""
+
+
+@dataclass
+class SurveyModel:
+    """A loaded model and the facts of its blocks the survey's rows carry."""
+
+    name: str
+    model: nn.Module
+    spec: object  # nlviz.spec.ClipSpec
+    family: str | None = None
+    # block name -> {"stage", "kind", "label", "probe"}; blocks unknown here are described from the module
+    blocks: dict[str, dict] = field(default_factory=dict)
+
+    def block_facts(self, name: str) -> dict:
+        if name in self.blocks:
+            return self.blocks[name]
+        module = self.model.get_submodule(name)
+        probe = getattr(module, "probe_label", None) is not None
+        return {"stage": name.split(".")[0], "kind": "probe" if probe else "nonlocal", "probe": probe}
+
+
+def load(name: str) -> SurveyModel:
+    """The model ``name`` names, in eval mode, with its block facts."""
+    try:
+        from .. import resolve  # the single resolver, once it exists
+    except ImportError:
+        resolve = None
+    try:
+        if resolve is not None:
+            lm = resolve.load(name)
+            facts = {b.name: {"stage": b.stage, "kind": b.kind, "probe": bool(b.probe), "depth": b.depth}
+                     for b in lm.blocks}
+            family = getattr(lm, "family", None)
+            return SurveyModel(name, lm.model, lm.spec, getattr(family, "name", family), facts)
+        from ..export import load_model
+
+        model = load_model(name)
+    except Exception as e:  # every loader's own error: unknown name, bad file, wrong architecture
+        raise ModelLoadError(f"cannot load model {name!r}: {e}") from e
+    return SurveyModel(name, model.eval(), model.spec, None, {})
+
+
+__all__ = ["ModelLoadError", "SurveyModel", "load"]
