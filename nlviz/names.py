@@ -13,7 +13,7 @@ PAIRWISE: tuple[str, ...] = ("gaussian", "embedded_gaussian", "dot_product", "co
 DIMS: tuple[str, ...] = ("spacetime", "space", "time")
 """The positions a non-local block's queries attend over."""
 
-SOURCES: tuple[str, ...] = ("mmaction2", "caffe2", "pyslowfast", "demo", "deepmind", "torchvision")
+SOURCES: tuple[str, ...] = ("mmaction2", "caffe2", "pyslowfast", "demo", "deepmind", "torchvision", "huggingface")
 """Who published a zoo checkpoint, and in which code base (:mod:`nlviz.zoo`)."""
 
 EXPORT_FORMATS: tuple[str, ...] = ("png", "gif", "mp4", "npy", "json")
