@@ -18,6 +18,7 @@ import statistics
 
 import torch
 
+from nlviz import sdist
 from nlviz.checkpoints import deepmind_i3d
 from nlviz.models import PROBE_STAGES, build
 
@@ -35,8 +36,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
-    if deepmind_i3d.converted_path().is_file():
-        probed = deepmind_i3d.load_converted(stages=PROBE_STAGES, tau=0.1, centre=True)
+    if sdist.converted_path().is_file():
+        probed = deepmind_i3d.load_converted(sdist.converted_path(), stages=PROBE_STAGES, tau=0.1, centre=True)
         weights = "DeepMind's weights"
     else:
         probed = build("i3d_inception", stages=PROBE_STAGES)

@@ -25,7 +25,8 @@ _EXPORTS: dict[str, str] = {
     "capture_attention": "capture",
     "record": "capture",
     "CheckpointError": "checkpoints",
-    "load_model": "checkpoints",
+    "LoadedModel": "loaded",
+    "load": "resolve",
     "NonLocalBlock": "nonlocal_block",
     "ClipSpec": "spec",
 }
@@ -34,7 +35,9 @@ __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from .capture import BlockCapture, Capture, CaptureError, OutOfGridError, capture_attention, record
-    from .checkpoints import CheckpointError, load_model
+    from .checkpoints import CheckpointError
+    from .loaded import LoadedModel
+    from .resolve import load
     from .nonlocal_block import NonLocalBlock
     from .spec import ClipSpec
 

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from .capture import BlockCapture, Capture, record
+from .loaded import LoadedModel
 from .render import KeyPoint, ValueRange, frame_heatmaps, overlay, shannon_entropy, temporal_profile, top_keys, value_range
 
 
@@ -59,6 +60,16 @@ class Analysis:
     # models with a dense head (the demo models' per-position task): class probabilities per cell of the
     # head's grid, (classes, T', H', W'); ``probs`` is then their mean over cells. None for clip classifiers
     dense_probs: np.ndarray | None = None
+    block_infos: tuple = ()  # the family's BlockInfo of each captured block (stage, stride, kind, label, heads)
+
+    def block_info(self, name: str):
+        """The BlockInfo of block ``name`` (None when the family did not describe it)."""
+        return next((b for b in self.block_infos if b.name == name), None)
+
+    def is_probe(self, name: str) -> bool:
+        """Whether block ``name`` is a parameter-free probe (the views label it so)."""
+        info = self.block_info(name)
+        return bool(info and info.probe)
 
     def top_predictions(self, k: int = 5) -> list[tuple[str, float]]:
         """The k most probable classes as (name, probability)."""
@@ -92,27 +103,27 @@ def analyze(model: nn.Module, source, sampling: Sampling = Sampling(), *, thumb_
     else cuda when present); off the model's own device it runs on a cached copy, and the captured
     factors are kept on the CPU either way.
     """
-    from .labels import label_names
     from .video import load_clip
 
     if progress:
         progress(0.0, "decoding video")
     decoding = (lambda f, message: progress(0.5 * f, f"decoding video: {message}")) if progress else None
-    clip = load_clip(source, spec=model.spec, progress=decoding, **sampling.kwargs())
+    loaded = LoadedModel.of(model)
+    clip = load_clip(source, spec=loaded.spec, progress=decoding, **sampling.kwargs())
     if progress:
         progress(0.5, f"running the model on {clip.input.shape[2]} frames")
     from .device import choose, on_device
 
     device = choose(device)
-    logits, cap, dense = _record_with_dense_head(on_device(model, device), clip.input.to(device), store_on="cpu")
+    logits, cap, dense = _record_with_dense_head(on_device(loaded.model, device), clip.input.to(device), store_on="cpu")
     probs = torch.softmax(logits.float(), dim=-1)[0].cpu().numpy()
     dense_probs = None if dense is None else torch.softmax(dense.float(), dim=1)[0].cpu().numpy()
     if progress:
         progress(1.0, "done")
-    default_block = getattr(model, "default_block", None)
-    return Analysis(clip, cap, probs, label_names(model.spec.labels), thumbnails(clip.frames, thumb_width),
-                    default_block if default_block in cap.blocks else cap.blocks[0], getattr(model, "probe_label", None),
-                    dense_probs)
+    default_block = loaded.default_block
+    return Analysis(clip, cap, probs, loaded.labels, thumbnails(clip.frames, thumb_width),
+                    default_block if default_block in cap.blocks else cap.blocks[0], loaded.probe_label, dense_probs,
+                    tuple(b for b in loaded.blocks if b.name in cap))
 
 
 def _record_with_dense_head(model: nn.Module, clip: torch.Tensor, **kwargs):

@@ -255,17 +255,15 @@ def view_spec(
     )
 
 
-def load_model(model: str | Path):
-    """The model a spec names: a zoo name via :func:`nlviz.zoo.load`, else a checkpoint file."""
-    from . import zoo
+def _load_model(model: str | Path):
+    """The model a spec names (:func:`nlviz.resolve.load`); ExportError for a name that is neither."""
+    from .resolve import load
 
-    text = str(model)
-    if zoo.known(text):  # an entry's name, or one with probe options
-        return zoo.load(text)
-    path = checkpoint_path(text)  # a file here: a zoo name was handled above; else an ExportError
-    from .checkpoints import load_model as load_checkpoint
-
-    return load_checkpoint(path)
+    checkpoint_path(model)  # an ExportError that names the problem for an unknown name
+    try:
+        return load(model)
+    except FileNotFoundError as e:
+        raise ExportError(str(e)) from None
 
 
 def reproduce(spec: ViewSpec, *, verify: bool = True, thumb_width: int = 192) -> tuple[QueryView, Analysis]:
@@ -285,7 +283,7 @@ def reproduce(spec: ViewSpec, *, verify: bool = True, thumb_width: int = 192) ->
         actual = checkpoint_sha256(spec.model)
         if actual != spec.checkpoint_sha256:
             raise HashMismatchError("checkpoint", spec.model, spec.checkpoint_sha256, actual)
-    model = load_model(spec.model)
+    model = _load_model(spec.model)
     analysis = analyze(model, video, spec.sampling_obj(), thumb_width=thumb_width)
     if spec.block not in analysis.capture:
         raise ExportError(f"the model has no block {spec.block!r}; its blocks: {', '.join(analysis.capture.blocks)}")
@@ -473,7 +471,6 @@ __all__ = [
     "checkpoint_path",
     "checkpoint_sha256",
     "export_stem",
-    "load_model",
     "montage_image",
     "montage_png",
     "overlay_frames",

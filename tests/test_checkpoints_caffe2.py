@@ -19,12 +19,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from nlviz.resolve import load as load_model  # the one loader: names and checkpoint files
 from nlviz.checkpoints import (
     AssumptionWarning,
     CheckpointError,
     CheckpointMismatchError,
     caffe2,
-    load_model,
     load_state,
     read_checkpoint,
 )

@@ -20,13 +20,13 @@ import torch
 
 import nlviz.checkpoints as ckpt
 from nlviz import zoo
+from nlviz.resolve import load as load_model  # the one loader: names and checkpoint files
 from nlviz.checkpoints import (
     CheckpointError,
     CheckpointMismatchError,
     UnknownFormatError,
     UnsafeCheckpointError,
     caffe2,
-    load_model,
     load_state,
     read_checkpoint,
     safe_pickle,

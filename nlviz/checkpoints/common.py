@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..models.registry import DEPTH_BLOCKS, NL_PLACEMENT, build, get_config
+from ..models.resnet3d import DEPTH_BLOCKS, NL_PLACEMENT
 from ..spec import ClipSpec
 
 
@@ -254,6 +254,8 @@ def temporal_kernels(
 def expected_state(arch: str, overrides: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
     """Names and shapes of the state dict ``build(arch, **overrides)`` has (built on the meta device)."""
     with torch.device("meta"):
+        from ..models import build
+
         model = build(arch, **overrides)
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
@@ -275,6 +277,8 @@ def registry_identity(fields: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     if any(placement):
         n_nl = next((n for n, p in NL_PLACEMENT.items() if n and (*p, ()) == placement), 5)
     arch = f"{kind}_nl{n_nl}_r{depth}"
+    from ..models import get_config
+
     cfg, spec = get_config(arch)
     overrides: dict[str, Any] = {}
     for key, value in fields.items():

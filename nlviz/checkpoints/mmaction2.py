@@ -60,7 +60,6 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..models.registry import build
 from ..nonlocal_block import PAIRWISE
 from ..spec import IMAGENET_MEAN, IMAGENET_STD
 from .common import (
@@ -540,6 +539,8 @@ def convert(
 def load(obj: Any, *, filename: str | None = None, pairwise: str | None = None, mode: str | None = None):
     """Convert and build: the nlviz model (eval mode) of an mmaction2 checkpoint object."""
     arch, overrides, state = convert(obj, filename=filename, pairwise=pairwise, mode=mode)
+    from ..models import build
+
     model = build(arch, **overrides)
     model.load_state_dict(state, strict=True)
     return model.eval()

@@ -55,11 +55,11 @@ def load(name: str):
     from .. import zoo
     from ..checkpoints.common import CheckpointError
     from ..download import DownloadError
-    from ..export import ExportError, load_model
+    from ..resolve import load as resolve
 
     try:
-        model = load_model(name)
-    except ExportError as e:
+        model = resolve(name)
+    except FileNotFoundError as e:
         raise CommandError(f"unknown model: {e}; known models: {', '.join(zoo.names())}") from None
     except (CheckpointError, DownloadError, OSError) as e:
         raise CommandError(f"cannot load model {name}: {e}") from None

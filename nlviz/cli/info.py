@@ -66,14 +66,14 @@ def main(args: argparse.Namespace) -> int:
     import torch
 
     from ..capture import capture_attention
-    from ..checkpoints import CheckpointError, load_model
+    from ..checkpoints import CheckpointError, load_file
     from ..models.resnet3d import count_parameters
 
     path, hints = _resolve(args.checkpoint)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            model = load_model(path, pairwise=args.pairwise, **hints)
+            model = load_file(path, pairwise=args.pairwise, **hints)
         except (CheckpointError, OSError, ValueError) as e:
             raise CommandError(str(e)) from None
     cfg, spec = model.cfg, model.spec
@@ -82,16 +82,16 @@ def main(args: argparse.Namespace) -> int:
     if frames < 1 or size < 1:
         raise CommandError("--frames and --size must be positive")
 
-    overrides = getattr(model, "build_overrides", {})
+    overrides = model.build_overrides
     arch_args = {k: v for k, v in overrides.items()
                  if k not in ("num_frames", "stride", "short_side", "crop_size", "mean", "std", "channel_order",
                               "labels")}
     print(f"file:         {path}")
-    print(f"format:       {getattr(model, 'checkpoint_format', 'nlviz safetensors')}")
-    print(f"architecture: {getattr(model, 'arch', type(model).__name__)}")
+    print(f"format:       {model.checkpoint_format or 'nlviz safetensors'}")
+    print(f"architecture: {model.arch}")
     for k, v in arch_args.items():
         print(f"    {k} = {v}")
-    print(f"backbone:     {_backbone(model, cfg)}")
+    print(f"backbone:     {_backbone(model.model, cfg)}")
     print(f"clip:         {spec.num_frames} frames, one every {spec.stride}; short side {spec.short_side}, "
           f"crop {spec.crop_size}; {spec.channel_order} 0-255, mean {spec.mean}, std {spec.std}")
     print(f"classes:      {cfg.num_classes} ({spec.labels or 'unnamed'})")
@@ -104,7 +104,7 @@ def main(args: argparse.Namespace) -> int:
         return 0
     x = torch.zeros(1, 3, frames, size, size)
     try:
-        with torch.no_grad(), capture_attention(model) as cap:
+        with torch.no_grad(), capture_attention(model.model) as cap:
             model(x)
     except (RuntimeError, ValueError) as e:  # a clip too small for the network, time groups that do not divide T
         raise CommandError(f"a {frames}x{size}x{size} clip does not run through this model: {e}") from None

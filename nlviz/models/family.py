@@ -101,6 +101,10 @@ class Family:
     describe: Callable[[str], Mapping[str, Any]] | None = None
     requires: str | None = None  # the optional extra whose package the family needs ("transformers")
     default_block: Callable[[nn.Module], str | None] = field(default=lambda model: None)  # shown first
+    probe_label: str | None = None  # what every view of this family's probe blocks must say
+    # with_options(model, options) -> a new model with other options around the same weight tensors
+    # (a name's "@" settings, without reading the file again); None: reload with the options
+    with_options: Callable[[nn.Module, Mapping[str, Any]], nn.Module] | None = None
 
     def config(self, arch: str) -> tuple[Any, ClipSpec]:
         try:

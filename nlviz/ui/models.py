@@ -74,27 +74,23 @@ def _file_stamp(name: str) -> str:
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def _load(name: str, stamp: str):
-    if is_file(name):
-        from ..checkpoints import load_model
+    from ..resolve import load
 
-        model = load_model(name[len(FILE_PREFIX):])
-        model.zoo_name = name
-        return model.eval()
-    return zoo.load(name)
+    loaded = load(name)
+    return loaded.with_(name=name) if is_file(name) else loaded  # the app's own spelling of a file name
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
 def _variant(name: str):
     """A zoo model with other probe options: a new model around the cached base model's weights."""
-    base, options = zoo.split_name(name)
-    model = get_model(base).with_probe(**options)  # the shared base model is left as it is
-    model.zoo_name = name
-    return model
+    from ..resolve import variant
+
+    return variant(get_model(zoo.split_name(name)[0]), name)  # the shared base model is left as it is
 
 
 def get_model(name: str):
-    """The model called ``name`` (zoo name, with or without probe options, or ``file:<path>``),
-    loaded once and shared (read-only)."""
+    """The loaded model (:class:`nlviz.loaded.LoadedModel`) called ``name`` (zoo name, with or without
+    probe options, or ``file:<path>``), loaded once and shared (read-only)."""
     if not is_file(name) and zoo.VARIANT_SEP in name:
         return _variant(name)
     return _load(name, _file_stamp(name))
@@ -111,7 +107,7 @@ def model_info(name: str) -> ModelInfo:
         model = get_model(name)
         from ..capture import attention_blocks
 
-        kinds = {getattr(b, "pairwise", None) for b in attention_blocks(model).values()}
+        kinds = {getattr(b, "pairwise", None) for b in attention_blocks(model.model).values()}
         pairwise = kinds.pop() if len(kinds) == 1 else (", ".join(sorted(map(str, kinds))) or None)
         return ModelInfo(name, f"file: {Path(name[len(FILE_PREFIX):]).name}", "local file", pairwise, model.spec)
     e = zoo.get(name)

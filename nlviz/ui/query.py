@@ -71,9 +71,9 @@ def query_state(analysis: Analysis, default: tuple[int, float, float] | None = N
 def block_picker(analysis: Analysis, *, key: str = "block") -> str:
     """Select box over the model's non-local blocks, with their grid sizes."""
     cap = analysis.capture
-    kind = "feature-similarity probe" if analysis.note else None  # not a trained block: say so here too
     labels = {b.name: f"{b.name}  ·  queries {'x'.join(map(str, b.query_shape))}, "
-                      f"keys {'x'.join(map(str, b.key_shape))}  ·  {kind or b.pairwise}" for b in cap}
+                      f"keys {'x'.join(map(str, b.key_shape))}  ·  "
+                      f"{'feature-similarity probe' if analysis.is_probe(b.name) else b.pairwise}" for b in cap}
     if st.session_state.get(key) not in labels:
         st.session_state[key] = analysis.default_block or cap.blocks[0]
     st.session_state[key] = st.session_state[key]  # keep it across runs that do not draw it
