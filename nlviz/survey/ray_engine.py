@@ -71,6 +71,13 @@ class ModelStage:
         return to_table(rows)
 
 
+def decode_memory(specs: dict, config: SurveyConfig) -> int:
+    """Bytes a decode task reserves: the sampled frames, resized, and the float input, with room to
+    spare. Stating it also keeps Ray Data from fusing the decode tasks into the model actors (it fuses
+    stages of equal resources), so decoding overlaps the forward passes instead of preceding them."""
+    biggest = max((config.num_frames or s.num_frames) * max(s.short_side, s.crop_size) ** 2 * 3
+                  for s in specs.values())
+    return 512 * 2**20 + 8 * biggest  # a worker with torch imported holds ~400 MiB
 def ray_init(address: str | None, num_cpus: int | None) -> bool:
     """Join the cluster at ``address`` or start a local Ray; True when this call started it."""
     import ray
@@ -118,7 +125,8 @@ def run_ray(clips, todo: dict[str, list[str]], models, config: SurveyConfig, out
             return
         cfg = config.as_dict()
         ds = ray.data.from_items(items, override_num_blocks=len(items))
-        ds = ds.map(_decode_row, fn_kwargs={"specs": specs, "config": cfg}, num_cpus=1)
+        ds = ds.map(_decode_row, fn_kwargs={"specs": specs, "config": cfg}, num_cpus=1,
+                    memory=decode_memory(specs, config))
         ds = ds.map_batches(ModelStage, fn_constructor_args=([sm.name for sm in models], cfg, str(device), threads),
                             batch_size=1, batch_format="pyarrow", num_cpus=1, num_gpus=1 if cuda else 0,
                             compute=ray.data.ActorPoolStrategy(size=workers))
