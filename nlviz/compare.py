@@ -20,7 +20,6 @@ with a note, as does a model that does not see the query pixel (outside its cent
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ import numpy as np
 
 from .capture import BlockCapture, Capture, OutOfGridError
 from .explore import Analysis, QueryView, query_view, thumbnails
+from .models.family import BlockInfo
 from .render import ValueRange, draw_marker, fit_text, montage, value_range
 from .video import OutsideCropError
 
@@ -52,57 +52,54 @@ class BlockRow:
     blocks: dict[str, str | None]
 
 
-def block_stage(name: str) -> str:
-    """The stage a block belongs to: the "resN" component of its name; for Inception-v1 modules
-    ("Mixed_4f.nl") the ResNet stage of the same spatial stride ("res4": 14x14 cells at 224 px,
-    like res4); else the part of the name before the first dot."""
-    m = re.search(r"(?:^|\.)(res\d+)(?=\.|$)", name)
-    if m:
-        return m.group(1)
-    first = name.split(".", 1)[0]
-    m = re.fullmatch(r"Mixed_([345])[a-z]", first)
-    return f"res{m.group(1)}" if m else first
+# ResNet's stage names for the spatial strides of its stages: the common words for "how coarse"
+STRIDE_STAGES = {4: "res2", 8: "res3", 16: "res4", 32: "res5"}
 
 
-def _stage_key(stage: str, first_seen: int) -> tuple[int, int]:
-    """Network order of stages: resN by N, other names in order of first appearance, after them."""
-    m = re.fullmatch(r"res(\d+)", stage)
-    return (0, int(m.group(1))) if m else (1, first_seen)
+def block_stage(info: BlockInfo) -> str:
+    """The stage a block is compared at, from its metadata: a ResNet stage as its family names it
+    (a tiny network's res3 stays res3 whatever its stride); another family's block gets ResNet's
+    name for its spatial stride (Inception-v1's Mixed_4x, 14x14 cells at 224 px, is "res4"; MViT's
+    56x56 blocks "res2"), else its family's own stage name."""
+    if info.stage in STRIDE_STAGES.values():
+        return info.stage
+    return STRIDE_STAGES.get(info.spatial_stride, info.stage)
 
 
-def match_blocks(captures: Mapping[str, Capture | Sequence[str]]) -> list[BlockRow]:
+def match_blocks(blocks: Mapping[str, Sequence[BlockInfo]]) -> list[BlockRow]:
     """Rows of comparable blocks across models, in network order.
 
-    ``captures``: model name -> :class:`~nlviz.capture.Capture` (or the list of its block
-    names). A block name found in two or more models makes one row. The remaining blocks are
-    paired by stage and by their ordinal among the remaining blocks of that stage (the second
-    unmatched res3 block of one model goes with the second unmatched res3 block of another):
-    different backbones put their blocks at different indices of the same stage. Models with
-    nothing at a row's place get None there.
+    ``blocks``: model name -> its blocks' metadata (:class:`~nlviz.models.BlockInfo`, e.g.
+    ``Analysis.block_infos``), in forward order. A block name found in two or more models makes
+    one row. The remaining blocks are paired by stride (:func:`block_stage`) and by their ordinal
+    among the remaining blocks of that stride (the second unmatched res3 block of one model goes
+    with the second unmatched res3 block of another): different backbones put their blocks at
+    different indices of the same stage. Rows go coarser with depth (by spatial stride, then
+    by temporal). Models with nothing at a row's place get None there.
     """
-    models = list(captures)
-    names = {m: list(getattr(c, "blocks", c)) for m, c in captures.items()}
-    count = Counter(n for m in models for n in set(names[m]))
-    stage_seen: dict[str, int] = {}
+    models = list(blocks)
+    infos = {m: list(blocks[m]) for m in models}
+    count = Counter(b.name for m in models for b in {b.name: b for b in infos[m]}.values())
+    stride_of: dict[str, tuple[int, int]] = {}
     members: dict[tuple, dict[str, str]] = {}
     positions: dict[tuple, list[int]] = {}
     for m in models:
         ordinal: Counter = Counter()
         within: Counter = Counter()
-        for n in names[m]:
-            stage = block_stage(n)
-            stage_seen.setdefault(stage, len(stage_seen))
-            if count[n] >= 2 or len(models) == 1:
-                key: tuple = ("name", stage, n)
+        for b in infos[m]:
+            stage = block_stage(b)
+            stride_of.setdefault(stage, (b.spatial_stride, b.stride[0]))
+            if count[b.name] >= 2 or len(models) == 1:
+                key: tuple = ("name", stage, b.name)
             else:
                 ordinal[stage] += 1
                 key = ("stage", stage, ordinal[stage])
-            members.setdefault(key, {})[m] = n
+            members.setdefault(key, {})[m] = b.name
             positions.setdefault(key, []).append(within[stage])
             within[stage] += 1
 
     def order(key: tuple) -> tuple:
-        return (_stage_key(key[1], stage_seen[key[1]]), sum(positions[key]) / len(positions[key]), str(key[2]))
+        return (stride_of[key[1]], sum(positions[key]) / len(positions[key]), str(key[2]))
 
     rows = []
     for key in sorted(members, key=order):
@@ -400,7 +397,7 @@ def compare(
     models = list(analyses)
     ref = analyses[models[0]].clip
     _check_reference_query(ref, frame, x, y)
-    rows = rows if rows is not None else match_blocks({m: a.capture for m, a in analyses.items()})
+    rows = rows if rows is not None else match_blocks({m: a.block_infos for m, a in analyses.items()})
     thumbs = {m: a.thumbs if thumb_width is None else thumbnails(a.clip.frames, thumb_width)
               for m, a in analyses.items()}
     grid = metric_grid(ref.geometry.frame_size, grid_side)
@@ -559,6 +556,7 @@ __all__ = [
     "ModelMetrics",
     "PairMetrics",
     "RowMetrics",
+    "STRIDE_STAGES",
     "block_stage",
     "cell_image",
     "compare",

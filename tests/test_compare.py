@@ -31,7 +31,7 @@ from nlviz.compare import (
     weight_kind,
 )
 from nlviz.explore import Sampling, analyze
-from nlviz.models import build
+from nlviz.models import BlockInfo, build
 from nlviz.video import ClipGeometry, OutsideCropError
 
 VARIANTS = ("demo.embedded_gaussian", "demo.gaussian", "demo.dot_product", "demo.concatenation")
@@ -57,12 +57,19 @@ def fake_block(query_shape=(2, 4, 4), key_shape=(2, 2, 2), input_shape=(4, 16, 1
 # ----------------------------------------------------------------------------- matching
 
 
+def _infos(*blocks: tuple[str, str, int]) -> list[BlockInfo]:
+    """BlockInfo of (name, the family's stage, spatial stride) triples, as a family would give them."""
+    return [BlockInfo(name, stage, (2, s, s), "nonlocal", name, depth=i) for i, (name, stage, s) in enumerate(blocks)]
+
+
 def test_blocks_match_by_name_then_by_stage_and_ordinal():
     rows = match_blocks({
-        "a": ["res3.1.nl", "res3.3.nl", "res4.1.nl"],
-        "b": ["res3.1.nl", "res3.2.nl", "res4.0.nl", "res4.2.nl"],
-        "c": ["Mixed_4b.nl", "Mixed_5c.nl"],  # Inception-v1: Mixed_4x at res4's stride (16 px), Mixed_5x at res5's
-        "d": ["head.nl"],
+        "a": _infos(("res3.1.nl", "res3", 8), ("res3.3.nl", "res3", 8), ("res4.1.nl", "res4", 16)),
+        "b": _infos(("res3.1.nl", "res3", 8), ("res3.2.nl", "res3", 8), ("res4.0.nl", "res4", 16),
+                    ("res4.2.nl", "res4", 16)),
+        # Inception-v1: Mixed_4x at res4's stride (16 px), Mixed_5x at res5's; paired by stride, not by name
+        "c": _infos(("Mixed_4b.nl", "Mixed_4b", 16), ("Mixed_5c.nl", "Mixed_5c", 32)),
+        "d": _infos(("head.nl", "head", 64)),
     })
     by_label = {r.label: r.blocks for r in rows}
     assert [r.label for r in rows] == ["res3.1.nl", "res3 #1", "res4 #1", "res4.2.nl", "Mixed_5c.nl", "head.nl"]
