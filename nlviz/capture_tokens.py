@@ -197,8 +197,12 @@ class TokenCapture(GridGeometry):
         dev = self.q.device
         tokens = tokens.to(dev)
         h_idx = torch.tensor(heads, device=dev)
-        q = self.q[batch].index_select(0, h_idx).index_select(1, tokens).float()  # (h, Q, d)
-        k = self.k[batch].index_select(0, h_idx).float()  # (h, N, d)
+        lo, hi = heads[0], heads[-1] + 1
+        if heads == list(range(lo, hi)):  # all heads or one: views, no copy of the keys per row
+            q, k = self.q[batch, lo:hi][:, tokens], self.k[batch, lo:hi]
+        else:
+            q, k = self.q[batch].index_select(0, h_idx)[:, tokens], self.k[batch].index_select(0, h_idx)
+        q, k = q.float(), k.float()  # (h, Q, d), (h, N, d); no-ops for float32
         terms = self.rule.terms(self, tokens, batch)
         if terms.keys is None:
             logits = torch.matmul(self.scale * q, k.transpose(1, 2))  # (h, Q, N)
@@ -240,7 +244,10 @@ class TokenCapture(GridGeometry):
             raise OutOfGridError(f"query token out of range 0..{n_tok - 1} for block {self.name}")
         step = self._chunk_size(len(heads))
         parts = [self._probs(tokens[i:i + step], batch, heads) for i in range(0, len(tokens), step)]
-        p = torch.cat(parts, dim=1) if parts else torch.zeros((len(heads), 0, self.k.shape[2]))
+        if not parts:
+            p = torch.zeros((len(heads), 0, self.k.shape[2]))
+        else:
+            p = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)  # one chunk (a click): no copy
         return p if per_head else p.mean(0)
 
     # -- BlockCapture's interface
