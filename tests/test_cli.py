@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from nlviz import cli
-from nlviz.models import PROBE_STAGES, get_config, list_models
+from nlviz.models import PROBE_STAGES, families, family_of, get_config, list_models
 
 
 def expected_blocks(cfg) -> list[str]:
@@ -38,7 +38,10 @@ def models_verbose() -> dict[str, list[str]]:
     return sections
 
 
-@pytest.mark.parametrize("name", list_models())
+NL_FAMILIES = ("resnet_nl", "tiny_i3d", "i3d_inception")  # the families whose blocks are non-local blocks/probes
+
+
+@pytest.mark.parametrize("name", [n for n in list_models() if family_of(n).name in NL_FAMILIES])
 def test_models_verbose_lists_every_attention_block_of_every_architecture(models_verbose, name):
     cfg, _ = get_config(name)
     lines = models_verbose[name]
@@ -52,6 +55,30 @@ def test_models_verbose_lists_every_attention_block_of_every_architecture(models
         kind, settings = line.split(None, 1)[1].split(": ")
         assert kind == "NonLocalBlock"  # every registered default network's blocks are trained NL blocks
         assert settings == f"{cfg.nonlocal_cfg.pairwise}, {cfg.nonlocal_cfg.dims}"
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_models_verbose_lists_each_family_s_block_metadata(models_verbose, name):
+    """Every architecture of every family: `nlviz models -v` names exactly the blocks its family's
+    metadata gives for the default network, in forward order."""
+    import torch
+
+    from nlviz.models import build
+
+    with torch.device("meta"):
+        model = build(name)
+    infos = family_of(name).blocks(model)
+    lines = models_verbose[name]
+    assert [line.split()[0] for line in lines] == ([b.name for b in infos] or ["no"])
+    for b in infos:
+        assert type(model.get_submodule(b.name)).__name__ in lines[b.depth]
+
+
+def test_every_family_is_listed_by_nlviz_models(capsys):
+    assert cli.main(["models"]) == 0
+    out = capsys.readouterr().out
+    for fam in families():
+        assert f"({fam.name})" in out
 
 
 def test_models_verbose_of_the_probe_family_names_its_probes():

@@ -22,25 +22,38 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", "-v", action="store_true", help="also print each model's attention blocks")
 
 
-def block_lines(name: str, **overrides) -> list[str]:
-    """One line per attention block of architecture ``name``, built with ``overrides`` (as
-    :func:`nlviz.models.build` takes them; none: the registered default)."""
+def _meta_model(name: str, **overrides):
+    """Architecture ``name`` built on PyTorch's meta device (no memory, no initialisation)."""
     import torch
 
-    from ..capture import attention_blocks
     from ..models import build
 
     with torch.device("meta"):
-        model = build(name, **overrides)
+        return build(name, **overrides)
+
+
+def block_lines(name: str, **overrides) -> list[str]:
+    """One line per attention block of architecture ``name``, built with ``overrides`` (as
+    :func:`nlviz.models.build` takes them; none: the registered default), from its family's
+    block metadata: non-local blocks and probes with their pairwise function and dims, attention
+    of transformers with its kind, heads and stride."""
+    from ..models import family_of
+
+    model = _meta_model(name, **overrides)
     lines = []
-    for block_name, block in attention_blocks(model).items():
-        groups = f", time groups of {block.time_groups}" if block.time_groups != 1 else ""
-        lines.append(f"{block_name}  {type(block).__name__}: {block.pairwise}, {block.dims}{groups}")
+    for info in family_of(name).blocks(model):
+        block = model.get_submodule(info.name)
+        if info.kind in ("nonlocal", "probe"):
+            groups = f", time groups of {block.time_groups}" if block.time_groups != 1 else ""
+            lines.append(f"{info.name}  {type(block).__name__}: {block.pairwise}, {block.dims}{groups}")
+        else:
+            stride = "x".join(map(str, info.stride))
+            lines.append(f"{info.name}  {type(block).__name__}: {info.kind}, {info.heads} heads, stride {stride}")
     return lines or ["no attention blocks"]
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..models import get_config, list_models
+    from ..models import family_of, get_config, list_models, missing_families
 
     known = list_models()
     unknown = [n for n in args.names if n not in known]
@@ -49,10 +62,18 @@ def main(args: argparse.Namespace) -> int:
     names = [n for n in known if n in args.names] if args.names else known
     width = max(len(n) for n in names)
     for name in names:
-        cfg, spec = get_config(name)
-        print(f"{name:{width}s} {cfg.num_nonlocal:2d} NL blocks  clip {spec.num_frames}x{spec.stride}  "
-              f"crop {spec.crop_size}")
+        family = family_of(name)
+        _, spec = get_config(name)
+        count = len(family.blocks(_meta_model(name)))
+        print(f"{name:{width}s} {count:2d} attention blocks  clip {spec.num_frames}x{spec.stride}  "
+              f"crop {spec.crop_size}  ({family.name})")
         if args.verbose:
+            if args.names and family.describe is not None:  # named architectures: their facts first
+                for key, value in family.describe(name).items():
+                    print(f"    {key}: {value}")
             for line in block_lines(name):
                 print(f"    {line}")
+    if not args.names:
+        for module, how in missing_families().items():
+            print(f"(not listed: {module}, which needs an optional extra: {how})")
     return 0

@@ -97,7 +97,7 @@ class Family:
     # None: the file is a checkpoint that nlviz.checkpoints converts (ResNet-NL's published formats)
     load: Callable[["ZooEntry", Path, Mapping[str, Any]], nn.Module] | None = None
     options: Options | None = None  # what a name may set after "@"; None: nothing
-    # describe(arch) -> {field: value} for `nlviz models -v` (default: the config's fields)
+    # describe(arch) -> {field: value}: what `nlviz models NAME -v` prints about an architecture
     describe: Callable[[str], Mapping[str, Any]] | None = None
     requires: str | None = None  # the optional extra whose package the family needs ("transformers")
     default_block: Callable[[nn.Module], str | None] = field(default=lambda model: None)  # shown first

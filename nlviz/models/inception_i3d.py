@@ -595,8 +595,6 @@ FAMILY = Family(
     entries=lambda: (ENTRY,),
     load=_load,
     options=Options(names=PROBE_OPTIONS, parse=parse_probe_options, format=format_probe_options),
-    describe=lambda name: {"probe stages": PROBE_STAGES, "probe tau (zoo entry)": ENTRY.build_overrides["tau"],
-                           "clip": f"{I3D_SPEC.num_frames}x{I3D_SPEC.stride}", "crop": I3D_SPEC.crop_size},
     default_block=_default_block,
     probe_label=PROBE_LABEL,
     with_options=lambda model, options: model.with_probe(**options),

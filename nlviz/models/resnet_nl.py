@@ -116,12 +116,6 @@ def blocks(model: nn.Module) -> list[BlockInfo]:
     return out
 
 
-def describe(name: str, archs: dict[str, ArchFn] = ARCHS) -> dict:
-    cfg, spec = archs[name]()
-    return {"blocks": cfg.blocks, "non-local": cfg.nonlocal_blocks, "pairwise": cfg.nonlocal_cfg.pairwise,
-            "conv1": cfg.conv1_kernel, "clip": f"{spec.num_frames}x{spec.stride}", "crop": spec.crop_size}
-
-
 # --- the paper's networks ------------------------------------------------------------------
 
 I3D_TEMPORAL = {  # 3x1x1 kernels in every other block (Caffe2 official I3D pattern for R50)
@@ -304,5 +298,4 @@ FAMILY = Family(
     blocks=blocks,
     entries=lambda: ENTRIES,
     load=None,  # published files: nlviz.checkpoints detects and converts them
-    describe=describe,
 )

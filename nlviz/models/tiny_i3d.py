@@ -17,7 +17,7 @@ from pathlib import Path
 from ..spec import ClipSpec
 from .family import Family
 from .resnet3d import ResNet3dConfig
-from .resnet_nl import ArchFn, blocks, build_resnet, describe as _describe, register
+from .resnet_nl import ArchFn, blocks, build_resnet, register
 
 ARCHS: dict[str, ArchFn] = {}
 register_tiny = partial(register, into=ARCHS)
@@ -77,11 +77,6 @@ def _load(entry, path: Path, options):
     return load_weights(path)
 
 
-def describe(name: str) -> dict:
-    cfg, _ = ARCHS[name]()
-    return {**_describe(name, ARCHS), "head": cfg.head, "classes": cfg.num_classes}
-
-
 FAMILY = Family(
     name="tiny_i3d",
     title="Tiny I3D ResNets with non-local blocks: the bundled demo models (synthetic clips)",
@@ -89,5 +84,4 @@ FAMILY = Family(
     build=build,
     blocks=blocks,
     load=_load,
-    describe=describe,
 )
