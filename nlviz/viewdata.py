@@ -21,6 +21,17 @@ The header says what the view is and where each section lies: ``sections[name] =
 - for the concatenation pairwise function, instead: ``q_term`` (float32, (N_q,)) = theta . w_q
   and ``k_term`` (float32, (N_k,)) = phi . w_k, the two halves of w_f . [theta_i, phi_j]
   (:func:`nlviz.nonlocal_block.affinity` computes the same two terms);
+- for multi-head token attention (:class:`nlviz.capture_tokens.TokenCapture`; header
+  ``attention`` "tokens" and ``tokens`` = {heads, head_dim, query_extra, key_extra, extra_label,
+  rule}): ``theta`` (float32, (N_q, heads * d)) the grid queries, each row head after head;
+  ``phi`` (float32, (E_k + N_k, heads * d)) every key token, the extra ones (a class token,
+  padding) first. Rule "mvit_rel_pos" adds ``rel_t`` / ``rel_h`` / ``rel_w`` (float32, (query
+  size, key size, d) per axis: MViT v2's decomposed relative position tables); rule
+  "swin_window" adds ``key_token`` (int32, (padded T*H*W,)): the key token of each padded
+  position, and ``rel_bias`` (float32, (heads, M, M)): the window's relative position bias, with
+  the window, shift and padded grid in ``tokens``. A row is each head's softmax over all key
+  tokens, averaged over the heads the page picks (the control's ``heads``), the extra tokens'
+  share reported beside the map;
 - ``lut_seq`` and ``lut_div`` (uint8, (256, 3)): the colour maps, inferno for [0, max] scales and
   blue-white-red for scales symmetric around 0 (signed f/N rows with negative values), exactly the
   tables :func:`nlviz.render.colorize` indexes.
@@ -55,9 +66,57 @@ class ViewDataError(ValueError):
     """The bytes are not a view payload of this layout version."""
 
 
+def _is_tokens(b) -> bool:
+    return hasattr(b, "num_heads") and hasattr(b, "q") and hasattr(b, "k")
+
+
+def _token_rule(b) -> str | None:
+    """The browser's name for a token block's rule, or None when the browser cannot compute it."""
+    from .capture_tokens import AttentionRule
+
+    rule = b.rule
+    if type(rule) is AttentionRule:
+        return "global"
+    name = type(rule).__name__
+    if name == "MViTRelPosRule":
+        return "mvit_rel_pos"
+    if name == "SwinWindowRule":
+        return "swin_window"
+    return None
+
+
+def _swin_bias(b) -> np.ndarray:
+    from torchvision.models.video.swin_transformer import _get_relative_position_bias
+
+    import torch
+
+    with torch.no_grad():
+        full = _get_relative_position_bias(b.rule.table.detach(), b.rule.index, list(b.rule.window))[0]
+    return np.ascontiguousarray(full.float().cpu().numpy())
+
+
+def _token_extra_bytes(b) -> int:
+    rule = _token_rule(b)
+    if rule == "mvit_rel_pos":
+        return int(b.rule.nbytes)
+    if rule == "swin_window":
+        m = int(np.prod(b.rule.window))
+        return 4 * (int(np.prod(b.rule.padded)) + b.num_heads * m * m)
+    return 0
+
+
+def browser_supported(b) -> bool:
+    """Whether the browser knows how to compute this block's rows (every non-local block does;
+    token blocks with a rule it implements)."""
+    return not _is_tokens(b) or (_token_rule(b) is not None and b.batch_size == 1)
+
+
 def factor_bytes(b: BlockCapture) -> int:
     """Bytes the browser needs for this block's factors (float32), before packing."""
     nq, nk = int(np.prod(b.query_shape)), int(np.prod(b.key_shape))
+    if _is_tokens(b):
+        c = b.num_heads * b.channels
+        return 4 * c * (nq + nk + b.key_extra) + _token_extra_bytes(b)
     if b.pairwise == "concatenation":
         return 4 * (nq + nk)
     return 4 * b.theta.shape[1] * (nq + nk)
@@ -66,7 +125,7 @@ def factor_bytes(b: BlockCapture) -> int:
 def fits_budget(b: BlockCapture, budget: int | None = None) -> bool:
     """Whether the browser can compute this block's rows itself within ``budget`` bytes (default
     :data:`BUDGET_BYTES`)."""
-    return factor_bytes(b) <= (BUDGET_BYTES if budget is None else budget)
+    return browser_supported(b) and factor_bytes(b) <= (BUDGET_BYTES if budget is None else budget)
 
 
 def _lut(signed: bool) -> np.ndarray:
@@ -137,7 +196,10 @@ def pack(b: BlockCapture, clip, *, labels: dict | None = None, budget: int | Non
     sheet, sheet_info = frames_jpeg if frames_jpeg is not None else atlas(clip.frames)
     arrays: dict[str, np.ndarray] = {"lut_seq": _lut(False), "lut_div": _lut(True)}
     mode = "browser" if fits_budget(b, budget) else "server"
-    if mode == "browser":
+    tokens = _token_header(b) if _is_tokens(b) else None
+    if mode == "browser" and tokens is not None:
+        arrays.update(_token_arrays(b, tokens["rule"]))
+    elif mode == "browser":
         if b.pairwise == "concatenation":
             c = b.theta.shape[1]
             wf = b.concat_weight.detach().float().cpu().numpy()
@@ -155,7 +217,9 @@ def pack(b: BlockCapture, clip, *, labels: dict | None = None, budget: int | Non
         "scale": float(b.scale),
         "time_groups": int(b.time_groups),
         "signed": bool(b.signed),
-        "channels": int(b.theta.shape[1]),
+        "channels": int(b.channels),
+        "attention": "tokens" if tokens is not None else "nonlocal",
+        "tokens": tokens,
         "query_shape": list(b.query_shape),
         "key_shape": list(b.key_shape),
         "input_shape": list(b.input_shape),
@@ -197,6 +261,33 @@ def pack(b: BlockCapture, clip, *, labels: dict | None = None, budget: int | Non
     return bytes(out)
 
 
+def _token_header(b) -> dict:
+    head = {"heads": int(b.num_heads), "head_dim": int(b.channels), "query_extra": int(b.query_extra),
+            "key_extra": int(b.key_extra), "extra_label": b.extra_label, "rule": _token_rule(b) or "unsupported",
+            "kind": b.kind}
+    if head["rule"] == "swin_window":
+        head.update(window=[int(v) for v in b.rule.window], shift=[int(v) for v in b.rule.shift],
+                    padded=[int(v) for v in b.rule.padded], shifted=bool(b.rule.shifted))
+    return head
+
+
+def _token_arrays(b, rule: str) -> dict[str, np.ndarray]:
+    """theta (N_q, heads*d) of the grid queries, phi (E_k + N_k, heads*d) of every key token, and the rule's tables."""
+
+    def rows(t, start: int) -> np.ndarray:  # (1, heads, N, d) -> (N - start, heads * d)
+        a = t[0, :, start:].detach().float().cpu().numpy()
+        return np.ascontiguousarray(a.transpose(1, 0, 2).reshape(a.shape[1], -1), dtype=np.float32)
+
+    out = {"theta": rows(b.q, b.query_extra), "phi": rows(b.k, 0)}
+    if rule == "mvit_rel_pos":
+        for axis in ("t", "h", "w"):
+            out[f"rel_{axis}"] = np.ascontiguousarray(getattr(b.rule, f"r_{axis}").float().cpu().numpy())
+    elif rule == "swin_window":
+        out["key_token"] = b.rule.key_token.numpy().astype(np.int32)
+        out["rel_bias"] = _swin_bias(b)
+    return out
+
+
 def _pad(n: int) -> int:
     return -(-n // ALIGN) * ALIGN
 
@@ -231,4 +322,5 @@ def unpack(data: bytes) -> ViewData:
     return ViewData(header, arrays, sheet)
 
 
-__all__ = ["BUDGET_BYTES", "ViewData", "ViewDataError", "atlas", "factor_bytes", "fits_budget", "pack", "unpack"]
+__all__ = ["BUDGET_BYTES", "ViewData", "ViewDataError", "atlas", "browser_supported", "factor_bytes", "fits_budget",
+           "pack", "unpack"]

@@ -35,7 +35,7 @@ export function unpack(u8) {
   for (const [name, s] of Object.entries(header.sections)) {
     const bytes = u8.subarray(s.offset, s.offset + s.length);
     if (s.dtype === "jpeg") { atlas = bytes; continue; }
-    const Kind = { float32: Float32Array, uint8: Uint8Array }[s.dtype];
+    const Kind = { float32: Float32Array, uint8: Uint8Array, int32: Int32Array }[s.dtype];
     if (!Kind) throw new Error(`unknown dtype ${s.dtype} for section ${name}`);
     const aligned = (u8.byteOffset + s.offset) % Kind.BYTES_PER_ELEMENT === 0;
     const buf = aligned ? u8.buffer : bytes.slice().buffer;
@@ -107,7 +107,101 @@ function allowedMask(h, cell) {
   return mask;
 }
 
+// ---------------------------------------------------------------------------------- token attention (TokenCapture.rows)
+
+// the heads a view averages: the control's pick for this view (null: every head, their mean)
+function pickedHeads(view) {
+  const n = view.header.tokens.heads;
+  const heads = view.control.heads || {};
+  const sel = heads[view.id];
+  if (Number.isInteger(sel) && sel >= 0 && sel < n) return [sel];
+  return Array.from({ length: n }, (_, i) => i);
+}
+
+// dot product of a[a0 .. a0+d) and b[b0 .. b0+d)
+function dot(a, a0, b, b0, d) {
+  let s = 0;
+  for (let i = 0; i < d; i++) s += a[a0 + i] * b[b0 + i];
+  return s;
+}
+
+// softmax of logits over the indices where ok (null: all), added into out with weight w
+function addSoftmax(out, logits, ok, w) {
+  let mx = -Infinity;
+  for (let j = 0; j < logits.length; j++) if ((!ok || ok[j]) && logits[j] > mx) mx = logits[j];
+  let sum = 0;
+  const e = new Float64Array(logits.length);
+  for (let j = 0; j < logits.length; j++) if (!ok || ok[j]) { e[j] = Math.exp(logits[j] - mx); sum += e[j]; }
+  for (let j = 0; j < logits.length; j++) out[j] += (w * e[j]) / sum;
+}
+
+// one query cell's row over every key token (extra tokens first), averaged over the picked heads
+function tokenRowAll(view, cell) {
+  const h = view.header, a = view.arrays, tk = h.tokens;
+  const [, hq, wq] = h.query_shape;
+  const [kt, kh, kw] = h.key_shape;
+  const ek = tk.key_extra, n = ek + kt * kh * kw, d = tk.head_dim, C = tk.heads * d;
+  const qi = (cell[0] * hq + cell[1]) * wq + cell[2];
+  const th = a.theta, ph = a.phi;
+  const heads = pickedHeads(view);
+  const out = new Float64Array(n);
+  if (tk.rule === "swin_window") {
+    const [Tp, Hp, Wp] = tk.padded, win = tk.window, sh = tk.shift;
+    const pad = [Tp, Hp, Wp];
+    const M = win[0] * win[1] * win[2];
+    const rolled = cell.map((c, i) => (((c - sh[i]) % pad[i]) + pad[i]) % pad[i]);
+    const start = rolled.map((r, i) => Math.floor(r / win[i]) * win[i]);
+    const region = (r, i) => (!tk.shifted || sh[i] === 0 ? 0 : (r >= pad[i] - win[i] ? 1 : 0) + (r >= pad[i] - sh[i] ? 1 : 0));
+    const iq = ((rolled[0] - start[0]) * win[1] + (rolled[1] - start[1])) * win[2] + (rolled[2] - start[2]);
+    const keys = new Int32Array(M), ok = new Uint8Array(M);
+    let m = 0;
+    for (let x = 0; x < win[0]; x++) for (let y = 0; y < win[1]; y++) for (let z = 0; z < win[2]; z++, m++) {
+      const r = [start[0] + x, start[1] + y, start[2] + z];
+      const p = r.map((v, i) => (v + sh[i]) % pad[i]);
+      keys[m] = a.key_token[(p[0] * Hp + p[1]) * Wp + p[2]];
+      ok[m] = r.every((v, i) => region(v, i) === region(rolled[i], i)) ? 1 : 0;
+    }
+    const logits = new Float64Array(M), part = new Float64Array(M);
+    for (const hh of heads) {
+      for (let j = 0; j < M; j++) {
+        logits[j] = h.scale * dot(th, qi * C + hh * d, ph, keys[j] * C + hh * d, d) + a.rel_bias[(hh * M + iq) * M + j];
+      }
+      part.fill(0);
+      addSoftmax(part, logits, ok, 1 / heads.length);
+      for (let j = 0; j < M; j++) out[keys[j]] += part[j];
+    }
+    return out;
+  }
+  const logits = new Float64Array(n);
+  for (const hh of heads) {
+    const q0 = qi * C + hh * d;
+    for (let j = 0; j < n; j++) logits[j] = h.scale * dot(th, q0, ph, j * C + hh * d, d);
+    if (tk.rule === "mvit_rel_pos") {  // q . R_t[t, k_t] + q . R_h[h, k_h] + q . R_w[w, k_w], grid keys only
+      const bt = new Float64Array(kt), bh = new Float64Array(kh), bw = new Float64Array(kw);
+      for (let j = 0; j < kt; j++) bt[j] = dot(th, q0, a.rel_t, (cell[0] * kt + j) * d, d);
+      for (let j = 0; j < kh; j++) bh[j] = dot(th, q0, a.rel_h, (cell[1] * kh + j) * d, d);
+      for (let j = 0; j < kw; j++) bw[j] = dot(th, q0, a.rel_w, (cell[2] * kw + j) * d, d);
+      for (let x = 0; x < kt; x++) for (let y = 0; y < kh; y++) for (let z = 0; z < kw; z++) {
+        logits[ek + (x * kh + y) * kw + z] += bh[y] + bw[z] + bt[x];
+      }
+    }
+    addSoftmax(out, logits, null, 1 / heads.length);
+  }
+  return out;
+}
+
+// the grid part of a token row; the extra tokens' share (a class token, padding) kept on the view
+function computeTokenRow(view, cell) {
+  const all = tokenRowAll(view, cell);
+  const ek = view.header.tokens.key_extra;
+  let extra = 0;
+  for (let j = 0; j < ek; j++) extra += all[j];
+  view.extraWeight = ek ? extra : null;
+  return all.slice(ek);
+}
+
 export function computeRow(view, cell) {
+  if (view.header.attention === "tokens") return computeTokenRow(view, cell);
   const h = view.header, a = view.arrays;
   const [, hq, wq] = h.query_shape;
   const [tk, hk, wk] = h.key_shape;
@@ -369,7 +463,10 @@ class View {
     if (h.mode === "browser") row = computeRow(this, found.cell);
     else {
       const srv = ctl.rows && ctl.rows[this.id];  // the server's row, for the query it was computed for
-      if (srv && srv.frame === q.frame && srv.x === q.x && srv.y === q.y) row = Float64Array.from(srv.values);
+      if (srv && srv.frame === q.frame && srv.x === q.x && srv.y === q.y) {
+        row = Float64Array.from(srv.values);
+        this.extraWeight = Number.isFinite(srv.extra) ? srv.extra : null;
+      }
     }
     this.row = row;
     if (!row) return null;
@@ -468,7 +565,19 @@ class View {
     const cell = this.cell ? ` · query cell (${this.cell.join(", ")})` : "";
     let tail = "";
     if (this.header.mode === "server") tail = q.source === "hover" ? " · click to compute this row on the server" : (this.shown ? "" : " · computing on the server…");
-    this.status.textContent = where + cell + tail;
+    this.status.textContent = where + cell + this.tokenText() + tail;
+  }
+
+  // heads and the weight on tokens off the grid (never drawn), for token attention
+  tokenText() {
+    const tk = this.header.tokens;
+    if (!tk) return "";
+    const sel = (this.control.heads || {})[this.id];
+    let text = Number.isInteger(sel) ? ` · head ${sel} of ${tk.heads}` : (tk.heads > 1 ? ` · mean of ${tk.heads} heads` : "");
+    if (tk.key_extra && this.shown && this.extraWeight !== null && this.extraWeight !== undefined) {
+      text += ` · ${tk.extra_label || "extra tokens"}: ${(100 * this.extraWeight).toFixed(1)}% (not drawn)`;
+    }
+    return text;
   }
 
   redraw() { publish(this.group); }
@@ -481,7 +590,7 @@ class View {
     const row = computeRow(this, found.cell);
     let hidden = null;
     if (radius !== null) hidden = Array.from(hiddenKeys(this.header, found.cell, radius));
-    return { cell: found.cell, row: Array.from(row), hidden };
+    return { cell: found.cell, row: Array.from(row), hidden, extra: this.header.tokens ? this.extraWeight : null };
   }
 }
 
