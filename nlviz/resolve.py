@@ -39,9 +39,10 @@ FILE_PREFIX = "file:"  # how the app and view specs spell a checkpoint path as a
 
 
 def is_path(name: str | Path) -> bool:
-    """Whether ``name`` names a file (``file:<path>``, or an existing file) rather than a zoo name."""
+    """Whether ``name`` names a checkpoint on disk (``file:<path>``, or an existing file or directory)
+    rather than a zoo name."""
     text = str(name)
-    return text.startswith(FILE_PREFIX) or Path(text).expanduser().is_file()
+    return text.startswith(FILE_PREFIX) or Path(text).expanduser().exists()
 
 
 def load(
@@ -70,6 +71,8 @@ def load(
     text = str(name)
     if is_path(name):
         path = Path(text[len(FILE_PREFIX):] if text.startswith(FILE_PREFIX) else text).expanduser()
+        if path.is_dir():
+            return _load_dir(path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such checkpoint file")
         return _load_file(path, arch=arch, overrides=overrides, spec=spec, entry=entry, pairwise=pairwise)
@@ -107,6 +110,21 @@ def _checkpoints():
 def _load_file(path: Path, **hints: Any) -> LoadedModel:
     loaded = _checkpoints().load_file(path, **hints)
     return loaded.with_(name=f"{FILE_PREFIX}{path.resolve()}") if isinstance(loaded, LoadedModel) else loaded
+
+
+def _load_dir(path: Path) -> LoadedModel:
+    """A checkpoint directory (a saved hub snapshot): the first family that recognises it."""
+    from .models import families, missing_families
+
+    for family in families():
+        if family.open_dir is None:
+            continue
+        model = family.open_dir(path)
+        if model is not None:
+            return LoadedModel.of(model, name=f"{FILE_PREFIX}{path.resolve()}", provenance=Provenance("file", path))
+    extra = missing_families()
+    hint = f" (families not installed: {', '.join(sorted(set(extra.values())))})" if extra else ""
+    raise FileNotFoundError(f"{path} is a directory that no model family recognises as a checkpoint{hint}")
 
 
 def variant(base: LoadedModel, name: str) -> LoadedModel:

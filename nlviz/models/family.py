@@ -96,6 +96,12 @@ class Family:
     # load(entry, path, options) -> model (eval mode) from the entry's fetched file (or directory);
     # None: the file is a checkpoint that nlviz.checkpoints converts (ResNet-NL's published formats)
     load: Callable[["ZooEntry", Path, Mapping[str, Any]], nn.Module] | None = None
+    # fetch(entry, dest_dir, progress=, log=, timeout=) -> the local file or directory of an entry whose
+    # file format the zoo does not download itself (a hub snapshot); None: the zoo fetches
+    fetch: Callable[..., Path] | None = None
+    # open_dir(path) -> model, for a checkpoint that is a directory of this family (a saved hub
+    # snapshot), or None when the directory is not one; None: the family has no directory checkpoints
+    open_dir: Callable[[Path], nn.Module | None] | None = None
     options: Options | None = None  # what a name may set after "@"; None: nothing
     # describe(arch) -> {field: value}: what `nlviz models NAME -v` prints about an architecture
     describe: Callable[[str], Mapping[str, Any]] | None = None
