@@ -24,7 +24,7 @@ pytest.importorskip("transformers")
 from nlviz.capture import capture_attention, record  # noqa: E402
 from nlviz.download import OfflineError  # noqa: E402
 from nlviz.models import hf_video as hv  # noqa: E402
-from nlviz.models.hf_video.structure import resolve_site  # noqa: E402
+from nlviz.models.hf_video.structure import find_sites, resolve_site, short_name  # noqa: E402
 
 TINY = ["videomae_tiny", "timesformer_tiny", "vivit_tiny", "vjepa2_tiny"]
 TOL = 1e-5
@@ -34,6 +34,12 @@ def _clip(model, seed=1):
     g = torch.Generator().manual_seed(seed)
     s = model.spec
     return torch.randn(1, 3, s.num_frames, s.crop_size, s.crop_size, generator=g)
+
+
+def _short(model):
+    """{short name ("layer.0", "layer.0.time", "pooler.0"): block name} of a model."""
+    found = find_sites(model.hf)
+    return {short_name(s, found): hv.block_name(s) for s in found}
 
 
 def _pair(arch):
@@ -70,14 +76,15 @@ def _reference(ref, clip):
     finally:
         for h in handles:
             h.remove()
-    enc = [n for n in names if not n.startswith("pooler") and not n.endswith(".time")]
+    kinds = {name: site for name, (site, _) in sites.items()}
+    enc = [n for n in names if kinds[n].where == "encoder" and kinds[n].kind != "divided_time"]
     assert len(out.attentions) == len(enc)
     lay = hv.layout(cfg)
     t, h, w = lay.grid(tuple(clip.shape[2:]))
     hw = h * w
     result = {}
     for name, att in zip(enc, out.attentions):
-        if name.endswith(".space"):  # (B*T, heads, 1+HW, 1+HW) -> capture order [cls_0..cls_T-1, grid]
+        if kinds[name].kind == "divided_space":  # (B*T, heads, 1+HW, 1+HW) -> capture order [cls_0..cls_T-1, grid]
             heads = att.shape[1]
             full = torch.zeros(heads, t + t * hw, t + t * hw)
             for f in range(t):
@@ -146,20 +153,27 @@ def test_sdpa_stays_the_default_and_capture_needs_no_eager():
 
 def test_layouts_and_block_metadata():
     vm = hv.build("videomae_tiny")
-    assert [b.name for b in hv.blocks(vm)] == ["layer.0", "layer.1"]
+    assert [b.name for b in hv.blocks(vm)] == [f"hf.videomae.encoder.layer.{i}.attention.attention" for i in (0, 1)]
+    assert [b.stage for b in hv.blocks(vm)] == ["layer.0", "layer.1"]
     assert {b.stride for b in hv.blocks(vm)} == {(2, 8, 8)}
+    for b in hv.blocks(vm):
+        assert vm.get_submodule(b.name) is not None  # a qualified module name of the wrapper
     ts = hv.build("timesformer_tiny")
     blocks = hv.blocks(ts)
-    assert [b.name for b in blocks] == ["layer.0.time", "layer.0.space", "layer.1.time", "layer.1.space"]
+    assert list(_short(ts)) == ["layer.0.time", "layer.0.space", "layer.1.time", "layer.1.space"]
+    assert blocks[0].name == "hf.timesformer.encoder.layer.0.temporal_attention.attention"
     assert [b.kind for b in blocks] == ["divided_time", "divided_space"] * 2
-    assert [b.depth for b in blocks] == [0, 1, 2, 3] and blocks[0].stage == "layer.0"
-    assert hv.default_block(ts) == "layer.1.space"
+    assert [b.depth for b in blocks] == [0, 1, 2, 3] and blocks[0].stage == blocks[1].stage == "layer.0"
+    assert blocks[0].label.startswith("layer 0 time") and blocks[1].label.startswith("layer 0 space")
+    assert hv.default_block(ts) == _short(ts)["layer.1.space"]
     vj = hv.build("vjepa2_tiny")
-    assert [b.name for b in hv.blocks(vj)] == ["layer.0", "layer.1", "pooler.0"]  # the predictor never runs
+    assert list(_short(vj)) == ["layer.0", "layer.1", "pooler.0"]  # the predictor never runs
+    assert [b.stage for b in hv.blocks(vj)] == ["layer.0", "layer.1", "pooler.0"]
     assert "RoPE" in hv.blocks(vj)[0].label and all(b.heads == 3 for b in hv.blocks(vj))
     with torch.no_grad():
         _, cap = record(ts, _clip(ts))
-    sp, tm = cap["layer.0.space"], cap["layer.0.time"]
+    names = _short(ts)
+    sp, tm = cap[names["layer.0.space"]], cap[names["layer.0.time"]]
     assert sp.query_shape == tm.query_shape == (3, 4, 4) and sp.input_shape == (3, 32, 32)
     assert (sp.query_extra, sp.key_extra, tm.query_extra) == (3, 3, 0)
     row = sp.row((1, 2, 3))
@@ -172,14 +186,16 @@ def test_layouts_and_block_metadata():
     vv = hv.build("vivit_tiny")
     with torch.no_grad():
         _, cap = record(vv, _clip(vv))
-    assert cap["layer.0"].extra_tokens == ("class token",) and cap["layer.0"].query_shape == (2, 4, 4)
+    b = cap[_short(vv)["layer.0"]]
+    assert b.extra_tokens == ("class token",) and b.query_shape == (2, 4, 4)
 
 
 def test_two_hop_composition_is_the_product_of_the_factors():
     ts = hv.build("timesformer_tiny")
     with torch.no_grad():
         _, cap = record(ts, _clip(ts))
-    tm, sp = cap["layer.1.time"], cap["layer.1.space"]
+    names = _short(ts)
+    tm, sp = cap[names["layer.1.time"]], cap[names["layer.1.space"]]
     cell = (2, 1, 3)
     for head in (None, 1):
         two = hv.two_hop_row(tm, sp, cell, head=head)
@@ -324,7 +340,8 @@ def test_family_contract():
     assert fam.name == "hf_video" and fam.requires == "transformers"
     assert set(fam.archs) == set(hv.ARCHS)
     model = fam.build("vjepa2_tiny", num_pooler_layers=2)
-    assert [b.name for b in fam.blocks(model)][-2:] == ["pooler.0", "pooler.1"]
+    assert [b.stage for b in fam.blocks(model)][-2:] == ["pooler.0", "pooler.1"]
+    assert fam.blocks(model)[-1].name == "hf.pooler.self_attention_layers.1.self_attn"
     from nlviz.names import SOURCES
 
     try:

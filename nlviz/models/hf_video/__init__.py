@@ -13,11 +13,13 @@ implementation they run (SDPA stays transformers' default; nlviz never needs ``e
     model = load_dir("~/ckpt/videomae-base-finetuned-kinetics")   # offline, any save_pretrained dir
     [b.label for b in FAMILY.blocks(model)]
 
-Blocks (capture names): ``layer.<i>`` per encoder layer; TimeSformer's divided attention gives two
-per layer, ``layer.<i>.time`` (over T at the same patch, run first) and ``layer.<i>.space`` (within
-the frame, class token per frame); V-JEPA 2's attentive classifier adds ``pooler.<j>``, the
-self-attention layers of its pooler over the encoder's tokens (its cross-attention from one learned
-query is not a per-pixel map and is not captured).
+Blocks: one per encoder layer, named by the attention module's qualified name in the wrapper (the
+capture key, e.g. ``hf.videomae.encoder.layer.3.attention.attention``), staged and labelled
+``layer.<i>``; TimeSformer's divided attention gives two per layer, ``layer <i> time`` (over T at
+the same patch, run first) and ``layer <i> space`` (within the frame, class token per frame);
+V-JEPA 2's attentive classifier adds ``pooler.<j>``, the self-attention layers of its pooler over
+the encoder's tokens (its cross-attention from one learned query is not a per-pixel map and is not
+captured).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from torch import nn
 
 from ..family import BlockInfo, Family
 from .archs import ARCHS, HFVideoClassifier, InputShapeError, arch_name, build, class_names, config
-from .hooks import ADAPTER, TWO_HOP_LABEL, FrameClassRule, two_hop_row
+from .hooks import ADAPTER, TWO_HOP_LABEL, FrameClassRule, block_name, two_hop_row
 from .hub import NotASnapshotError, fetch_snapshot, is_snapshot, load_dir, repo_id_of, snapshot_dirname
 from .structure import Site, StructureError, find_sites, layout, short_name
 
@@ -61,15 +63,16 @@ def blocks(model: nn.Module) -> list[BlockInfo]:
     stride = layout(model.hf.config).tubelet
     out = []
     for depth, site in enumerate(found):
-        name = short_name(site, found)
-        out.append(BlockInfo(name=name, stage=name.rsplit(".", 1)[0] if site.kind.startswith("divided") else name,
-                             stride=stride, kind=site.kind, label=_label(site, name), heads=site.heads, depth=depth))
+        short = short_name(site, found)
+        out.append(BlockInfo(name=block_name(site), stage=short.rsplit(".", 1)[0] if site.kind.startswith("divided")
+                             else short, stride=stride, kind=site.kind, label=_label(site, short), heads=site.heads,
+                             depth=depth))
     return out
 
 
 def default_block(model: nn.Module) -> str | None:
     """The last encoder layer (its spatial factor for TimeSformer): the most class-specific maps."""
-    enc = [b for b in blocks(model) if not b.name.startswith("pooler")]
+    enc = [b for b in blocks(model) if not b.stage.startswith("pooler")]
     return enc[-1].name if enc else None
 
 
@@ -115,7 +118,7 @@ FAMILY = Family(
 
 __all__ = [
     "ADAPTER", "ARCHS", "FAMILY", "FrameClassRule", "HFVideoClassifier", "InputShapeError", "NotASnapshotError",
-    "StructureError", "TWO_HOP_LABEL", "arch_name", "blocks", "build", "class_names", "config", "default_block",
+    "StructureError", "TWO_HOP_LABEL", "arch_name", "block_name", "blocks", "build", "class_names", "config", "default_block",
     "fetch_snapshot", "find_sites", "is_snapshot", "load_dir", "load_path", "repo_id_of", "snapshot_dirname",
     "two_hop_row",
 ]

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from ...capture import CaptureAdapter, CaptureError, HookContext, register_adapter
 from ...capture_tokens import AttentionRule, DividedRule, Terms, TokenCapture
 from .archs import HFVideoClassifier
-from .structure import Layout, Site, find_sites, layout, short_name
+from .structure import Layout, Site, find_sites, layout
 
 # attention module -> (site, layout); filled by find(), read by hook() (weak: models come and go)
 _SITES: "weakref.WeakKeyDictionary[nn.Module, tuple[Site, Layout]]" = weakref.WeakKeyDictionary()
@@ -60,10 +60,17 @@ class FrameClassRule(AttentionRule):
         return Terms(valid=qf[:, None] == kf[None, :])
 
 
+WRAPPED = "hf"  # the HF model's attribute in HFVideoClassifier: block names start with it
+
+
+def block_name(site: Site) -> str:
+    """A site's block name: its attention module's qualified name in the wrapper (the capture key)."""
+    return f"{WRAPPED}.{site.path}"
+
+
 def sites(model: HFVideoClassifier) -> dict[str, tuple[Site, nn.Module]]:
-    """{capture name: (site, attention module)} of a wrapped HF model, in forward order."""
-    found = find_sites(model.hf)
-    return {short_name(s, found): (s, model.hf.get_submodule(s.path)) for s in found}
+    """{block name: (site, attention module)} of a wrapped HF model, in forward order."""
+    return {block_name(s): (s, model.hf.get_submodule(s.path)) for s in find_sites(model.hf)}
 
 
 def find(model: nn.Module) -> dict[str, nn.Module]:
@@ -208,4 +215,4 @@ def two_hop_row(time: TokenCapture, space: TokenCapture, cell, batch: int = 0, h
     return (s[..., None] * own).permute(2, 0, 1).contiguous()
 
 
-__all__ = ["ADAPTER", "FrameClassRule", "TWO_HOP_LABEL", "find", "hook", "sites", "two_hop_row"]
+__all__ = ["ADAPTER", "FrameClassRule", "TWO_HOP_LABEL", "WRAPPED", "block_name", "find", "hook", "sites", "two_hop_row"]
