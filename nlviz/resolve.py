@@ -88,8 +88,7 @@ def load(
     if family.load is not None:
         loaded = LoadedModel.of(family.load(entry, path, options), arch=entry.arch)
     else:
-        loaded = _checkpoints().load_file(path, arch=entry.arch, overrides=entry.build_kwargs(), spec=entry.spec,
-                                       entry=entry)
+        loaded = _load_file(path, arch=entry.arch, overrides=entry.build_kwargs(), spec=entry.spec, entry=entry)
         if not isinstance(loaded, LoadedModel):  # a format loader that returns the bare network
             loaded = LoadedModel.of(loaded, arch=entry.arch)
     return loaded.with_(
@@ -107,8 +106,58 @@ def _checkpoints():
     return importlib.import_module(f"{__package__}.checkpoints")
 
 
+def checkpoint_keys(path: Path) -> list[str]:
+    """The tensor names of a checkpoint file (those of its state dict when it nests one); [] when unreadable."""
+    ckpt = _checkpoints()
+    try:
+        if ckpt._is_safetensors(path):
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="pt") as f:
+                return list(f.keys())
+        obj = ckpt.read_checkpoint(path)
+    except Exception:  # noqa: BLE001 - a hint only: the loader's own error is what the user gets
+        return []
+    for nested in ("state_dict", "model_state", "model", "blobs", "params"):
+        if isinstance(obj, Mapping) and isinstance(obj.get(nested), Mapping):
+            obj = obj[nested]
+            break
+    return [str(k) for k in obj] if isinstance(obj, Mapping) else []
+
+
+def family_hint(path: Path, expected: str | None = None) -> str:
+    """'it looks like a checkpoint of the <family> family' when the file's tensor names say so, else ''."""
+    from .models import families
+
+    keys = checkpoint_keys(path)
+    if not keys:
+        return ""
+    owners = [f for f in families() if f.owns_keys is not None and f.owns_keys(keys)]
+    owners = [f for f in owners if f.name != expected]  # the family it was loaded as says nothing new
+    if not owners:
+        return ""
+    fam = owners[0]
+    names = [e.name for e in fam.entries()][:2]
+    see = f" (e.g. zoo {', '.join(names)})" if names else ""
+    return f"it looks like a checkpoint of the {fam.name} family: {fam.title}{see}"
+
+
 def _load_file(path: Path, **hints: Any) -> LoadedModel:
-    loaded = _checkpoints().load_file(path, **hints)
+    ckpt = _checkpoints()
+    from .weights import WeightsError
+
+    try:
+        loaded = ckpt.load_file(path, **hints)
+    except (ckpt.UnknownFormatError, ckpt.CheckpointMismatchError, WeightsError) as e:
+        expected = None
+        if hints.get("arch"):
+            from .models import family_of
+
+            expected = family_of(hints["arch"]).name
+        hint = family_hint(path, expected)
+        if not hint:
+            raise
+        raise type(e)(f"{e}; {hint}") from e
     return loaded.with_(name=f"{FILE_PREFIX}{path.resolve()}") if isinstance(loaded, LoadedModel) else loaded
 
 

@@ -102,6 +102,9 @@ class Family:
     # open_dir(path) -> model, for a checkpoint that is a directory of this family (a saved hub
     # snapshot), or None when the directory is not one; None: the family has no directory checkpoints
     open_dir: Callable[[Path], nn.Module | None] | None = None
+    # owns_keys(keys) -> whether a checkpoint's tensor names look like this family's (its own or its
+    # publishers'), so a file loaded as the wrong kind of network can say which family it belongs to
+    owns_keys: Callable[[list[str]], bool] | None = None
     options: Options | None = None  # what a name may set after "@"; None: nothing
     # describe(arch) -> {field: value}: what `nlviz models NAME -v` prints about an architecture
     describe: Callable[[str], Mapping[str, Any]] | None = None

@@ -597,6 +597,8 @@ FAMILY = Family(
     options=Options(names=PROBE_OPTIONS, parse=parse_probe_options, format=format_probe_options),
     default_block=_default_block,
     probe_label=PROBE_LABEL,
+    # nlviz's module names and the Flax checkpoint's (params/Mixed_4f/...): both name the Mixed stages
+    owns_keys=lambda keys: any("Mixed_4f" in k for k in keys),
     with_options=lambda model, options: model.with_probe(**options),
 )
 

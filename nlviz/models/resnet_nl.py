@@ -290,6 +290,12 @@ ENTRIES: tuple[ZooEntry, ...] = (
     ),
 )
 
+def owns_keys(keys: list[str]) -> bool:
+    """nlviz's ResNet names, mmaction2's, Caffe2's blobs, PySlowFast's."""
+    marks = ("stem.conv.weight", "backbone.conv1.conv.weight", "conv1_w", "s1.pathway0_stem.conv.weight")
+    return any(k in marks for k in keys) or any(k.startswith(("res2.", "backbone.layer1.")) for k in keys)
+
+
 FAMILY = Family(
     name="resnet_nl",
     title="C2D / I3D ResNet-50/101 with non-local blocks (Wang et al., CVPR 2018)",
@@ -298,4 +304,5 @@ FAMILY = Family(
     blocks=blocks,
     entries=lambda: ENTRIES,
     load=None,  # published files: nlviz.checkpoints detects and converts them
+    owns_keys=owns_keys,
 )
