@@ -21,7 +21,7 @@ from torch import nn
 
 from .capture import BlockCapture, Capture, record
 from .loaded import LoadedModel
-from .render import KeyPoint, ValueRange, frame_heatmaps, overlay, shannon_entropy, temporal_profile, top_keys, value_range
+from .render import KeyPoint, QueryCells, ValueRange, frame_heatmaps, overlay, shannon_entropy, temporal_profile, top_keys, value_range
 
 
 @dataclass(frozen=True)
@@ -284,23 +284,6 @@ def query_view(
 # ----------------------------------------------------------------------------- reverse view
 
 
-class QueryGrid:
-    """A block seen from its keys: presents the QUERY grid as the grid to draw.
-
-    :func:`nlviz.render.frame_heatmaps` draws a map over a block's key grid (``key_shape``,
-    ``key_box``); a column lives on the query grid, so this adapter hands it ``query_shape``
-    and ``query_box`` under those names and each query cell lands on the pixels it covers.
-    """
-
-    def __init__(self, block: BlockCapture) -> None:
-        self.block = block
-        self.key_shape = block.query_shape
-        self.signed = block.signed
-
-    def key_box(self, cell) -> tuple[float, float, float, float, float, float]:
-        return self.block.query_box(cell)
-
-
 @dataclass
 class IncomingAttention:
     """How much attention one key receives, over every query of a block."""
@@ -410,7 +393,7 @@ def reverse_view(
     cell = b.key_at(*clip.geometry.to_input(frame, x, y))
     incoming = incoming_attention(b, cell, batch, chunk)
     small, factor = thumbs if thumbs is not None else thumbnails(clip.frames, thumb_width)
-    heat = frame_heatmaps(incoming.column, QueryGrid(b), ScaledGeometry(clip.geometry, factor),
+    heat = frame_heatmaps(incoming.column, QueryCells(b), ScaledGeometry(clip.geometry, factor),
                           small.shape[1:3], len(small))
     scale = scale or value_range([incoming.column], b.signed)
     return ReverseView(

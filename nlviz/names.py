@@ -21,3 +21,13 @@ EXPORT_FORMATS: tuple[str, ...] = ("png", "gif", "mp4", "npy", "json")
 
 DEFAULT_MODEL = "demo.embedded_gaussian"
 """The model shown when none is named: the paper's default instantiation, always bundled."""
+
+TRAIN_VARIANTS: tuple[str, ...] = ("embedded_gaussian", "dot_product", "gaussian", "concatenation")
+"""The demo models' pairwise functions, in the order ``nlviz train --pairwise all`` trains them."""
+
+TRAIN_BASELINE = "none"
+"""``nlviz train --pairwise none``: the baseline without non-local blocks."""
+
+TRAIN_DEFAULTS: dict[str, float] = {"n_train": 4000, "n_test": 300, "steps": 1400, "batch_size": 8, "seed": 0,
+                                    "time_budget_s": 15 * 60}
+"""The shipped demo models' training run (:class:`nlviz.train.TrainConfig`), the flags' defaults."""

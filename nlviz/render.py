@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -34,13 +34,41 @@ class FrameGeometry(Protocol):
     ) -> tuple[list[int], tuple[float, float, float, float]]: ...
 
 
-class KeyGrid(Protocol):
-    """What rendering needs from :class:`nlviz.capture.BlockCapture`."""
+class CellGrid(Protocol):
+    """A grid of cells to draw a map on: its (T, H, W) shape and each cell's model-input box."""
 
-    key_shape: tuple[int, int, int]
-    signed: bool
+    shape: tuple[int, int, int]
 
-    def key_box(self, cell) -> tuple[float, float, float, float, float, float]: ...
+    def box(self, cell) -> tuple[float, float, float, float, float, float]: ...
+
+
+@dataclass(frozen=True)
+class KeyCells:
+    """A block's key grid, where its rows live (:meth:`~nlviz.capture.BlockCapture.key_box`)."""
+
+    block: Any
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.block.key_shape)
+
+    def box(self, cell) -> tuple[float, float, float, float, float, float]:
+        return self.block.key_box(cell)
+
+
+@dataclass(frozen=True)
+class QueryCells:
+    """A block's query grid, where its columns live (who attends to a key): each query cell lands
+    on the pixels it covers (:meth:`~nlviz.capture.BlockCapture.query_box`)."""
+
+    block: Any
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.block.query_shape)
+
+    def box(self, cell) -> tuple[float, float, float, float, float, float]:
+        return self.block.query_box(cell)
 
 
 @dataclass(frozen=True)
@@ -79,22 +107,27 @@ def value_range(rows: Sequence[np.ndarray | Tensor], signed_variant: bool) -> Va
 
 
 def frame_heatmaps(
-    row: np.ndarray | Tensor, block: KeyGrid, geometry: FrameGeometry, frame_size: tuple[int, int], num_frames: int
+    row: np.ndarray | Tensor, grid: CellGrid | Any, geometry: FrameGeometry, frame_size: tuple[int, int],
+    num_frames: int,
 ) -> np.ndarray:
-    """A block's row (T', H', W') as one heat map per displayed frame: (num_frames, H, W) float32.
+    """A map on a grid (T', H', W') as one heat map per displayed frame: (num_frames, H, W) float32.
 
-    frame_size: (H, W) of the displayed frames. Each key time slice t' is drawn on every
-    displayed frame it covers; each key cell fills the rectangle of pixels it pools. NaN marks
-    pixels the row says nothing about (outside the crop, or frames no key slice covers).
+    ``grid``: a :class:`CellGrid` (:class:`KeyCells` or :class:`QueryCells` of a block); a block
+    itself stands for its key grid, where its rows live. frame_size: (H, W) of the displayed
+    frames. Each time slice t' is drawn on every displayed frame it covers; each cell fills the
+    rectangle of pixels it covers (a key: the pixels it pools). NaN marks pixels the map says
+    nothing about (outside the crop, or frames no slice covers).
     """
+    if not hasattr(grid, "box"):
+        grid = KeyCells(grid)
     row = np.asarray(row.detach().cpu() if isinstance(row, Tensor) else row, dtype=np.float32)
-    tk, hk, wk = block.key_shape
+    tk, hk, wk = grid.shape
     if row.shape != (tk, hk, wk):
-        raise ValueError(f"row shape {row.shape} does not match the block's key grid {block.key_shape}")
+        raise ValueError(f"row shape {row.shape} does not match the grid {grid.shape}")
     h, w = frame_size
     out = np.full((num_frames, h, w), np.nan, dtype=np.float32)
     for t in range(tk):
-        first, last = block.key_box((t, 0, 0)), block.key_box((t, hk - 1, wk - 1))
+        first, last = grid.box((t, 0, 0)), grid.box((t, hk - 1, wk - 1))
         frames, (x0, y0, x1, y1) = geometry.input_box_to_frames(first[0], first[1], first[2], last[3], first[4], last[5])
         xa, ya = max(int(round(x0)), 0), max(int(round(y0)), 0)
         xb, yb = min(int(round(x1)), w), min(int(round(y1)), h)
@@ -193,8 +226,9 @@ class KeyPoint:
     y: float
 
 
-def top_keys(row: np.ndarray | Tensor, block: KeyGrid, geometry: FrameGeometry, k: int = 20) -> list[KeyPoint]:
-    """The ``k`` keys with the largest weights (the paper's Fig. 3 arrows), largest first."""
+def top_keys(row: np.ndarray | Tensor, block: Any, geometry: FrameGeometry, k: int = 20) -> list[KeyPoint]:
+    """The ``k`` keys with the largest weights (the paper's Fig. 3 arrows), largest first; ``block``:
+    anything with a ``key_box`` (a :class:`~nlviz.capture.BlockCapture`)."""
     row = np.asarray(row.detach().cpu() if isinstance(row, Tensor) else row, dtype=np.float64)
     flat = row.ravel()
     k = min(k, flat.size)

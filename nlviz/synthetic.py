@@ -662,18 +662,13 @@ def sample_seeds(n: int, config: SyntheticConfig = SyntheticConfig()) -> list[in
     return seeds
 
 
-def write_mp4(path: str | Path, frames: np.ndarray, fps: int = SAMPLES_FPS, crf: int = 12) -> Path:
-    """Write uint8 RGB frames (T, H, W, 3) as a browser-playable H.264 mp4 (yuv420p, every frame kept).
-
-    The native resolution is kept (no upscaling): the models take the frames as they are, so
-    a model spec with ``short_side = crop_size = size`` loads them untouched up to H.264 loss:
-    with crf 12 decoded pixels differ by about 5 grey levels on average, mostly from the 4:2:0
-    chroma subsampling, which blurs the colour along object edges by a pixel (a lower crf hardly
-    helps); object interiors keep their colour. A 16-frame 64 px clip takes about 30 KB.
-    """
-    from .video import write_mp4 as write_h264
-
-    return write_h264(frames, path, fps, crf=crf)
+# Samples are written with nlviz.video.write_mp4 (frames first, then the path, like every writer of
+# nlviz) at crf 12: the native resolution is kept (no upscaling), so a model spec with
+# short_side = crop_size = size loads them untouched up to H.264 loss: decoded pixels differ by
+# about 5 grey levels on average, mostly from the 4:2:0 chroma subsampling, which blurs the colour
+# along object edges by a pixel (a lower crf hardly helps); object interiors keep their colour.
+# A 16-frame 64 px clip takes about 30 KB.
+SAMPLES_CRF = 12
 
 
 def write_samples(
@@ -699,7 +694,9 @@ def write_samples(
 def _write_sample(path: Path, frames: np.ndarray, source: str, seed: int, config, task: str,
                   ground_truth: dict) -> Path:
     """One bundled sample: the clip as H.264 mp4 and its ground truth as JSON beside it."""
-    mp4 = write_mp4(path, frames)
+    from .video import write_mp4
+
+    mp4 = write_mp4(frames, path, SAMPLES_FPS, crf=SAMPLES_CRF)
     meta = {
         "source": source,
         "seed": seed,

@@ -43,13 +43,14 @@ from torch import nn
 
 from . import synthetic
 from .models import build
+from .names import TRAIN_BASELINE, TRAIN_DEFAULTS, TRAIN_VARIANTS
 from .weights import save_weights
 
 Progress = Callable[[int, int, dict], None]  # (step, total_steps, metrics)
 
-BASELINE = "none"
+BASELINE = TRAIN_BASELINE
 CHECK_CLIPS = 64  # test clips whose dense accuracy the card records for the test suite to reproduce
-VARIANTS = ("embedded_gaussian", "dot_product", "gaussian", "concatenation")  # the order of --pairwise all
+VARIANTS = TRAIN_VARIANTS  # the order of --pairwise all
 TEST_OFFSET = 10_000_000  # test clips start at data_seed + TEST_OFFSET: disjoint from the training clips
 
 
@@ -59,10 +60,10 @@ class TrainConfig:
 
     pairwise: str = "embedded_gaussian"  # a pairwise function, or "none" for the baseline without NL blocks
     arch: str = "tiny_i3d_nl2_dense"  # registry name; the baseline uses its nl0 twin
-    n_train: int = 4000  # training clips, generated once (fixed set: reproducible)
-    n_test: int = 300  # held-out clips from a disjoint seed range
-    steps: int = 1400  # optimizer steps (batch_size clips each): learning is limited by steps more than clips
-    batch_size: int = 8
+    n_train: int = TRAIN_DEFAULTS["n_train"]  # training clips, generated once (fixed set: reproducible)
+    n_test: int = TRAIN_DEFAULTS["n_test"]  # held-out clips from a disjoint seed range
+    steps: int = TRAIN_DEFAULTS["steps"]  # optimizer steps (batch_size clips each): learning is limited by steps more than clips
+    batch_size: int = TRAIN_DEFAULTS["batch_size"]
     lr: float = 3e-3  # AdamW peak learning rate, cosine decay to 0 after a short warm-up
     weight_decay: float = 1e-4
     warmup: int = 20
@@ -80,9 +81,9 @@ class TrainConfig:
     # of the budget
     nl_lr_mult: float = 5.0
     concat_query_offset: float = 2.0  # concatenation only: initial lift of every query term (see init_nonlocal)
-    seed: int = 0  # model init and batch order
+    seed: int = TRAIN_DEFAULTS["seed"]  # model init and batch order
     data_seed: int = 2_000_000  # first clip seed of the training set; test uses data_seed + TEST_OFFSET
-    time_budget_s: float = 15 * 60  # stop early (and say so) if the run exceeds this
+    time_budget_s: float = TRAIN_DEFAULTS["time_budget_s"]  # stop early (and say so) if the run exceeds this
     synthetic: synthetic.TrackConfig = field(default_factory=synthetic.TrackConfig)
 
     @property
@@ -323,20 +324,6 @@ def save_demo(result: TrainResult, out_dir: str | Path, command: str, *, data_se
 
 
 # --- command line ------------------------------------------------------------------------------
-
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--pairwise", default=["embedded_gaussian"], nargs="+", choices=(*VARIANTS, BASELINE, "all"),
-                        help="pairwise function(s) to train, one model each ('none': baseline without NL blocks; "
-                             "'all': all five)")
-    parser.add_argument("--out", default="assets/models", help="directory for the weights and model cards")
-    parser.add_argument("--steps", type=int, default=TrainConfig.steps)
-    parser.add_argument("--n-train", type=int, default=TrainConfig.n_train)
-    parser.add_argument("--n-test", type=int, default=TrainConfig.n_test)
-    parser.add_argument("--seed", type=int, default=TrainConfig.seed)
-    parser.add_argument("--budget", type=float, default=TrainConfig.time_budget_s, help="time budget per model (s)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
 
 
 def _bar(step: int, total: int, metrics: dict) -> None:

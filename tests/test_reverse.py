@@ -11,7 +11,8 @@ import torch
 
 from nlviz import zoo
 from nlviz.capture import BlockCapture, OutOfGridError
-from nlviz.explore import QueryGrid, analyze, incoming_attention, reverse_view
+from nlviz.explore import analyze, incoming_attention, reverse_view
+from nlviz.render import QueryCells
 from nlviz.nonlocal_block import PAIRWISE
 from nlviz.samples import bundled_samples
 from nlviz.video import OutsideCropError
@@ -122,11 +123,11 @@ def test_incoming_attention_ranks_and_means():
     assert inc.mean_weight == pytest.approx(rows[:, k].mean())
 
 
-def test_query_grid_adapter_presents_queries_as_keys():
+def test_query_cells_are_the_query_grid():
     b = synthetic_block("embedded_gaussian")
-    grid = QueryGrid(b)
-    assert grid.key_shape == b.query_shape and grid.signed == b.signed
-    assert grid.key_box((1, 2, 3)) == b.query_box((1, 2, 3))
+    grid = QueryCells(b)
+    assert grid.shape == b.query_shape
+    assert grid.box((1, 2, 3)) == b.query_box((1, 2, 3))
 
 
 @pytest.fixture(scope="module")
