@@ -337,6 +337,50 @@ class BlockCapture(GridGeometry):
         return torch.cat(parts).reshape(self.query_shape)
 
 
+_BOUND = object()
+
+
+class HeadView:
+    """One block seen through one of its heads: the block's interface, with ``head`` bound.
+
+    Every method that takes ``head`` (row, rows, matrix, row_chunks, column, extra_weight) uses
+    the bound one unless given another; everything else is the block's own. Made by
+    :meth:`Capture.with_heads`, so views written for a block (nlviz.explore, render, stats)
+    show one head without knowing about heads.
+    """
+
+    def __init__(self, block: Any, head: int) -> None:
+        block._check_head(head)
+        self._block, self.head = block, int(head)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._block, name)
+
+    def __repr__(self) -> str:
+        return f"HeadView({self._block.name!r}, head={self.head})"
+
+    def _h(self, head: Any) -> int | None:
+        return self.head if head is _BOUND else head
+
+    def rows(self, cells, batch: int = 0, head: Any = _BOUND) -> Tensor:
+        return self._block.rows(cells, batch, self._h(head))
+
+    def row(self, cell, batch: int = 0, head: Any = _BOUND) -> Tensor:
+        return self._block.row(cell, batch, self._h(head))
+
+    def matrix(self, batch: int = 0, head: Any = _BOUND) -> Tensor:
+        return self._block.matrix(batch, self._h(head))
+
+    def row_chunks(self, batch: int = 0, chunk: int = 2048, head: Any = _BOUND):
+        return self._block.row_chunks(batch, chunk, self._h(head))
+
+    def column(self, key_cell, batch: int = 0, chunk: int = 4096, head: Any = _BOUND) -> Tensor:
+        return self._block.column(key_cell, batch, chunk, self._h(head))
+
+    def extra_weight(self, cell, batch: int = 0, head: Any = _BOUND) -> float:
+        return self._block.extra_weight(cell, batch, self._h(head))
+
+
 @dataclass
 class Capture:
     """Per-block captures of one forward pass, keyed by block name in network order."""
@@ -371,6 +415,15 @@ class Capture:
     def nbytes(self) -> int:
         """Memory held by all captured tensors."""
         return sum(b.nbytes for b in self)
+
+    def with_heads(self, heads: dict[str, int | None]) -> "Capture":
+        """The same capture with some blocks seen through one head ({block: head}; None: the mean
+        over heads, as every block shows by default). Shares the tensors; OutOfGridError for a
+        head the block does not have."""
+        for name in heads:
+            self[name]  # CaptureError for an unknown block
+        return Capture({name: (HeadView(getattr(b, "_block", b), heads[name])
+                               if heads.get(name) is not None else b) for name, b in self._blocks.items()})
 
     def rows_at(self, t: float, y: float, x: float, batch: int = 0) -> dict[str, Tensor]:
         """For a model-input position, every block's attention row: {name: (T', H', W')}."""
@@ -585,6 +638,7 @@ __all__ = [
     "CaptureError",
     "OutOfGridError",
     "CaptureAdapter",
+    "HeadView",
     "HookContext",
     "NONLOCAL_ADAPTER",
     "adapters",

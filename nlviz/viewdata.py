@@ -86,13 +86,7 @@ def _token_rule(b) -> str | None:
 
 
 def _swin_bias(b) -> np.ndarray:
-    from torchvision.models.video.swin_transformer import _get_relative_position_bias
-
-    import torch
-
-    with torch.no_grad():
-        full = _get_relative_position_bias(b.rule.table.detach(), b.rule.index, list(b.rule.window))[0]
-    return np.ascontiguousarray(full.float().cpu().numpy())
+    return np.ascontiguousarray(b.rule.full_bias().float().cpu().numpy())
 
 
 def _token_extra_bytes(b) -> int:

@@ -280,3 +280,39 @@ def test_adapter_hooks_record_only_the_owner_thread():
         t.join()
     assert not errors
     assert results == {i: (2, 2, i + 1) for i in range(4)}
+
+
+def test_with_heads_binds_one_head_for_views_written_for_blocks():
+    from nlviz.capture import Capture, CaptureError, HeadView
+
+    b = _token_capture()
+    cap = Capture({"blk": b})
+    one = cap.with_heads({"blk": 2})
+    hb = one["blk"]
+    assert isinstance(hb, HeadView) and hb.head == 2 and hb.query_shape == b.query_shape and hb.num_heads == 3
+    cell = (1, 0, 3)
+    assert torch.equal(hb.row(cell), b.row(cell, head=2))
+    assert torch.equal(hb.row(cell, head=None), b.row(cell))  # an explicit head still wins
+    assert torch.equal(hb.rows([cell]), b.rows([cell], head=2))
+    assert torch.equal(hb.matrix(), b.matrix(head=2))
+    assert torch.equal(hb.column((0, 0, 0)), b.column((0, 0, 0), head=2))
+    assert hb.extra_weight(cell) == b.extra_weight(cell, head=2)
+    assert [s for s, _ in hb.row_chunks(chunk=10)] == [0, 10, 20]
+    assert cap.with_heads({"blk": None})["blk"] is b
+    assert one.with_heads({"blk": 0})["blk"].head == 0  # re-binding starts from the block itself
+    with pytest.raises(OutOfGridError):
+        cap.with_heads({"blk": 3})
+    with pytest.raises(CaptureError):
+        cap.with_heads({"nope": 0})
+    nl = _tiny_nl_capture()
+    assert Capture({nl.name: nl}).with_heads({nl.name: 0})[nl.name].row((0, 0, 0)).shape == nl.key_shape
+
+
+def test_stats_and_query_view_take_a_head_bound_block():
+    from nlviz import stats
+    from nlviz.capture import Capture
+
+    b = _token_capture()
+    hb = Capture({"blk": b}).with_heads({"blk": 1})["blk"]
+    s_mean, s_one = stats.block_stats(b, queries=None), stats.block_stats(hb, queries=None)
+    assert s_one.num_queries == s_mean.num_queries == 24 and s_one.entropy != s_mean.entropy

@@ -372,3 +372,14 @@ def test_swin3d_t_full_size_rows_equal_the_models_softmax():
     torch.manual_seed(0)
     model = tvv.build("swin3d_t")
     _check_swin(model, torch.randn(1, 3, 16, 224, 224), queries=48)
+
+
+def test_swin_bias_rows_are_torchvisions_bias():
+    model = small_swin(window=(4, 8, 8), seed=2)
+    with torch.no_grad():
+        _, cap = record(model, torch.randn(1, 3, 4, 20, 24))  # windows shrink to the grid
+    for b in cap:
+        rule = b.rule
+        full = rule.full_bias()
+        i_q = torch.arange(full.shape[1])
+        assert torch.equal(rule.bias_rows(i_q), full)

@@ -27,6 +27,7 @@ fetches the file (never torchvision's hub cache) and :func:`load` reads the stat
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -444,7 +445,6 @@ class SwinWindowRule(AttentionRule):
         return tuple(out)
 
     def terms(self, capture: TokenCapture, tokens: Tensor, batch: int) -> Terms:
-        get_bias = _swin_mod()._get_relative_position_bias
         dev = tokens.device
         t, h, w = self.grid
         cell = tokens.cpu() - capture.query_extra
@@ -465,12 +465,22 @@ class SwinWindowRule(AttentionRule):
         if self.shifted:
             for a in range(3):
                 valid &= self._region(r_k[..., a], a) == self._region(rolled[:, a], a)[:, None]
-        wvol = int(win.prod())
         i_q = (a_q[:, 0] * win[1] + a_q[:, 1]) * win[2] + a_q[:, 2]  # (Q,) in-window index
+        return Terms(keys=keys.to(dev), bias=self.bias_rows(i_q).to(dev), valid=valid.to(dev))
+
+    def bias_rows(self, i_q: Tensor) -> Tensor:
+        """(heads, Q, M): rows ``i_q`` (in-window query indices) of the window's relative position
+        bias, as torchvision's ``_get_relative_position_bias`` lays it out (its index sliced to the
+        window's volume, the table gathered), for those rows only."""
+        vol = int(math.prod(self.window))
+        idx = self.index[:vol, :vol][i_q.to(self.index.device)]  # (Q, M)
         with torch.no_grad():
-            full = get_bias(self.table.detach(), self.index, list(self.window))[0]  # (heads, M, M)
-        bias = full[:, i_q.to(full.device), :].reshape(full.shape[0], len(tokens), wvol)
-        return Terms(keys=keys.to(dev), bias=bias.to(dev), valid=valid.to(dev))
+            return self.table.detach()[idx.reshape(-1)].reshape(len(i_q), vol, -1).permute(2, 0, 1)
+
+    def full_bias(self) -> Tensor:
+        """(heads, M, M): the whole window bias, by torchvision's ``_get_relative_position_bias``."""
+        with torch.no_grad():
+            return _swin_mod()._get_relative_position_bias(self.table.detach(), self.index, list(self.window))[0]
 
 
 def _hook_swin(name: str, attn: nn.Module, ctx: HookContext) -> list:
