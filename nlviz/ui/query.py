@@ -68,16 +68,58 @@ def query_state(analysis: Analysis, default: tuple[int, float, float] | None = N
     return Query(int(ss["q_frame"]), float(ss["q_x"]), float(ss["q_y"]))
 
 
+def _block_kind(analysis: Analysis, b) -> str:
+    if analysis.is_probe(b.name):
+        return "feature-similarity probe"
+    if getattr(b, "num_heads", 1) > 1 or hasattr(b, "rule"):
+        what = "window attention" if getattr(b, "kind", "") == "window_attention" else "self-attention"
+        return f"{what}, {b.num_heads} head{'s' * (b.num_heads > 1)}"
+    return b.pairwise
+
+
 def block_picker(analysis: Analysis, *, key: str = "block") -> str:
-    """Select box over the model's non-local blocks, with their grid sizes."""
+    """Select box over the model's attention blocks, with their grid sizes; for a block with
+    several heads, a head picker under it (the mean over heads first; see :func:`picked_head`)."""
     cap = analysis.capture
     labels = {b.name: f"{b.name}  ·  queries {'x'.join(map(str, b.query_shape))}, "
-                      f"keys {'x'.join(map(str, b.key_shape))}  ·  "
-                      f"{'feature-similarity probe' if analysis.is_probe(b.name) else b.pairwise}" for b in cap}
+                      f"keys {'x'.join(map(str, b.key_shape))}  ·  {_block_kind(analysis, b)}" for b in cap}
     if st.session_state.get(key) not in labels:
         st.session_state[key] = analysis.default_block or cap.blocks[0]
     st.session_state[key] = st.session_state[key]  # keep it across runs that do not draw it
-    return st.selectbox("Non-local block", cap.blocks, format_func=labels.get, key=key)
+    transformer = any(getattr(b, "num_heads", 1) > 1 or hasattr(b, "rule") for b in cap)
+    block = st.selectbox("Attention block" if transformer else "Non-local block", cap.blocks,
+                         format_func=labels.get, key=key)
+    head_picker(analysis, block, key=f"{key}_head")
+    return block
+
+
+HEAD_MEAN = "mean"
+
+
+def head_picker(analysis: Analysis, block: str, *, key: str = "block_head") -> int | None:
+    """The head to show for a multi-head block: None (the mean over heads, first) or an index;
+    nothing is drawn for a block with one head (None)."""
+    heads = int(getattr(analysis.capture[block], "num_heads", 1))
+    ss = st.session_state
+    if heads <= 1:
+        ss[key] = HEAD_MEAN
+        return None
+    options = [HEAD_MEAN, *range(heads)]
+    if ss.get(key) not in options:
+        ss[key] = HEAD_MEAN
+    ss[key] = ss[key]
+    choice = st.selectbox("Head", options, key=key,
+                          format_func=lambda h: f"mean of {heads} heads" if h == HEAD_MEAN else f"head {h}",
+                          help="Each head is its own softmax over the keys; the mean averages the heads' rows "
+                               "(what the block mixes, before its output projection).")
+    return None if choice == HEAD_MEAN else int(choice)
+
+
+def picked_head(analysis: Analysis, block: str, *, key: str = "block_head") -> int | None:
+    """The head the picker holds for ``block`` (None: the mean, or a block with one head)."""
+    heads = int(getattr(analysis.capture[block], "num_heads", 1))
+    h = st.session_state.get(key)
+    return int(h) if isinstance(h, int) and not isinstance(h, bool) and 0 <= h < heads else None
 
 
 def query_frame(analysis: Analysis, query: Query) -> None:

@@ -111,14 +111,16 @@ def attention_view(data: bytes, *, key: str, on_pin=None):
 
 
 def attention_control(group: str, *, pins: dict, style: str = "heat", hide_own: int | None = None,
-                      shared: bool = False, rows: dict | None = None, key: str) -> None:
+                      shared: bool = False, rows: dict | None = None, heads: dict | None = None, key: str) -> None:
     """Send the small per-click state of a group of views: pinned queries (per view id), style, ...
 
-    ``rows``: {view_id: {"frame", "x", "y", "values"}}: server-computed rows for over-budget blocks.
+    ``rows``: {view_id: {"frame", "x", "y", "values"[, "extra"]}}: server-computed rows for
+    over-budget blocks ("extra": the share on tokens off the grid). ``heads``: {view_id: head or
+    None}: the head a multi-head block's view shows (None or absent: the mean over heads).
     """
     _, control = _components()
     control(data={"group": group, "pins": pins, "style": style, "hide_own": hide_own, "shared": bool(shared),
-                  "rows": rows or {}}, key=key, height=0)
+                  "rows": rows or {}, "heads": heads or {}}, key=key, height=0)
 
 
 def pin_value(key: str) -> dict | None:

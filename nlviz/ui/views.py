@@ -9,7 +9,40 @@ import streamlit as st
 
 from ..explore import Analysis, Sampling
 from .analysis import VideoChoice, view_key
-from .query import VIEW_KEY, Query, _on_pin
+from .query import VIEW_KEY, Query, _on_pin, picked_head
+
+
+def capture_for(analysis: Analysis, block: str):
+    """The analysis's capture with ``block`` seen through the picked head (the mean: as it is)."""
+    head = picked_head(analysis, block)
+    return analysis.capture if head is None else analysis.capture.with_heads({block: head})
+
+
+def extra_weight(analysis: Analysis, block: str, cell) -> float | None:
+    """The share of the query's row on tokens off the grid (a class token, padding), for the
+    picked head; None for a block without such tokens."""
+    b = analysis.capture[block]
+    if not getattr(b, "key_extra", 0):
+        return None
+    return float(b.extra_weight(cell, head=picked_head(analysis, block)))
+
+
+def head_words(analysis: Analysis, block: str) -> str:
+    """'head 2 of 8' / 'mean of 8 heads' for a multi-head block, '' otherwise."""
+    heads = int(getattr(analysis.capture[block], "num_heads", 1))
+    if heads <= 1:
+        return ""
+    head = picked_head(analysis, block)
+    return f"mean of {heads} heads" if head is None else f"head {head} of {heads}"
+
+
+def extra_words(analysis: Analysis, block: str, cell) -> str:
+    """' The class token gets 3.2% of this row (not drawn).' or ''."""
+    w = extra_weight(analysis, block, cell)
+    if w is None:
+        return ""
+    label = analysis.capture[block].extra_label or "tokens off the grid"
+    return f" The {label} gets {w:.1%} of this row (not drawn; the map's weights sum to {1 - w:.1%})."
 
 
 def attention_view(model_name: str, video: VideoChoice, sampling: Sampling, analysis: Analysis, block: str,
@@ -21,11 +54,16 @@ def attention_view(model_name: str, video: VideoChoice, sampling: Sampling, anal
     if data is None:
         return False
     rows = None
+    head = picked_head(analysis, block)
     if not av.in_browser(analysis, block) and view is not None:
         rows = {"explore": {"frame": query.frame, "x": query.x, "y": query.y,
                             "values": [float(v) for v in view.row.ravel()]}}
+        extra = extra_weight(analysis, block, view.cell)
+        if extra is not None:
+            rows["explore"]["extra"] = extra
     av.attention_control("explore", pins={"explore": {"frame": query.frame, "x": query.x, "y": query.y}},
-                         style=style, hide_own=hide_own, rows=rows, key="attention_control")
+                         style=style, hide_own=hide_own, rows=rows, heads={"explore": head},
+                         key="attention_control")
     av.attention_view(data, key=VIEW_KEY, on_pin=lambda: _on_pin(VIEW_KEY, analysis.clip))
     return True
 
@@ -61,7 +99,7 @@ def _or_warning(compute, analysis: Analysis, block: str, query: Query, **kwargs)
     from ..video import OutsideCropError
 
     try:
-        return compute(analysis.capture, analysis.clip, block, query.frame, query.x, query.y,
+        return compute(capture_for(analysis, block), analysis.clip, block, query.frame, query.x, query.y,
                        thumbs=analysis.thumbs, **kwargs)
     except (OutsideCropError, OutOfGridError) as e:
         st.warning(f"{str(e).rstrip('.')}. Click inside the yellow rectangle, or switch on 'Full frame' in the "
@@ -93,7 +131,8 @@ def reverse_strip(analysis: Analysis, rview, query: Query) -> None:
     clip = analysis.clip
     factor = analysis.thumbs[1]
     frames, (x0, y0, x1, y1) = rview.region
-    st.subheader(f"Who attends here: {rview.block}, every frame")
+    heads = head_words(analysis, rview.block)
+    st.subheader(f"Who attends here: {rview.block}{f' ({heads})' if heads else ''}, every frame")
     images, captions = list(rview.overlays), []
     for k in range(len(clip.frames)):
         if k in frames:
@@ -128,7 +167,8 @@ def colorbar_caption(view) -> str:
 def attention_strip(analysis: Analysis, view, query: Query, *, hidden: bool = False) -> None:
     """Attention of the query over every sampled frame, one overlay per frame."""
     clip = analysis.clip
-    st.subheader(f"Where it attends: {view.block}, every frame")
+    heads = head_words(analysis, view.block)
+    st.subheader(f"Where it attends: {view.block}{f' ({heads})' if heads else ''}, every frame")
     captions = []
     for k in range(len(clip.frames)):
         mark = " ◀ query" if k == query.frame else ""
@@ -142,7 +182,7 @@ def attention_strip(analysis: Analysis, view, query: Query, *, hidden: bool = Fa
     if np.isnan(view.heat).any():
         dimmed = (" Dimmed: pixels the model does not see, and the query's own neighbourhood (hidden)." if hidden
                   else " Dimmed: pixels the model does not see.")
-    st.caption(colorbar_caption(view) + dimmed)
+    st.caption(colorbar_caption(view) + dimmed + extra_words(analysis, view.block, view.cell))
 
 
 def attention_numbers(analysis: Analysis, view) -> None:
@@ -154,6 +194,11 @@ def attention_numbers(analysis: Analysis, view) -> None:
               help=f"Uniform attention over all keys: {view.max_entropy:.2f} nats.")
     c2.metric("Mass in the query's own time slice", f"{view.own_slice_share:.1%}")
     c3.metric("Largest weight", f"{float(abs(view.row).max()):.3g}")
+    extra = extra_weight(analysis, view.block, view.cell)
+    if extra is not None:
+        label = analysis.capture[view.block].extra_label or "tokens off the grid"
+        st.caption(f"{label[:1].upper() + label[1:]}: {extra:.1%} of the row (a weight beside the map, never drawn "
+                   "on the frames).")
     labels = [f"t'={t}: frames {fr[0]}–{fr[-1]}" if fr else f"t'={t}" for t, fr in enumerate(view.profile_frames)]
     fig = go.Figure(go.Bar(x=labels, y=view.profile))
     fig.update_layout(height=220, margin=dict(l=0, r=0, t=30, b=0),
@@ -189,13 +234,16 @@ def all_blocks(analysis: Analysis, query: Query, *, hide_own: int | None = None,
     with box:
         for b in analysis.capture:
             try:
-                v = query_view(analysis.capture, analysis.clip, b.name, query.frame, query.x, query.y,
+                v = query_view(capture_for(analysis, b.name), analysis.clip, b.name, query.frame, query.x, query.y,
                                thumbs=analysis.thumbs, hide_own=hide_own, style=style)
             except ValueError as e:
                 st.warning(f"{b.name}: {e}")
                 continue
             cols = min(16, len(v.overlays))
-            st.image(montage(list(v.overlays), cols), caption=f"{b.name}: {colorbar_caption(v)}", width="stretch")
+            heads = head_words(analysis, b.name)
+            st.image(montage(list(v.overlays), cols), width="stretch",
+                     caption=f"{b.name}{f' ({heads})' if heads else ''}: {colorbar_caption(v)}"
+                             f"{extra_words(analysis, b.name, v.cell)}")
 
 
 def _spec_for(model_name: str, video: VideoChoice, sampling: Sampling, view, query: Query):
