@@ -31,3 +31,12 @@ TRAIN_BASELINE = "none"
 TRAIN_DEFAULTS: dict[str, float] = {"n_train": 4000, "n_test": 300, "steps": 1400, "batch_size": 8, "seed": 0,
                                     "time_budget_s": 15 * 60}
 """The shipped demo models' training run (:class:`nlviz.train.TrainConfig`), the flags' defaults."""
+
+
+def closest(name: str, known: list[str], n: int = 3) -> list[str]:
+    """Up to ``n`` known names a mistyped ``name`` probably meant: the most similar ones (difflib),
+    then those that contain it, for error messages."""
+    import difflib
+
+    close = difflib.get_close_matches(name, known, n=n, cutoff=0.5)
+    return close + [k for k in known if name and name in k and k not in close][: n - len(close)]

@@ -27,7 +27,6 @@ disk already and never downloaded. Turning a file into a model is :mod:`nlviz.re
 
 from __future__ import annotations
 
-import difflib
 import json
 import threading
 import warnings
@@ -39,7 +38,7 @@ from typing import Any
 from .download import DownloadError, Progress, cache_dir, download, filename_from_url
 from .entry import APACHE, CC_BY_NC, DIRECTORY_FORMATS, FILE_FORMATS, PAPER, ZooEntry, validate
 from .models import families, family_of, get_config
-from .names import SOURCES
+from .names import SOURCES, closest
 from .spec import ClipSpec
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent  # demo urls are relative to it
@@ -234,8 +233,7 @@ def get(name: str) -> ZooEntry:
     except KeyError:
         pass
     known = list(entries)
-    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
-    close += [n for n in known if name and name in n and n not in close][: 3 - len(close)]
+    close = closest(name, known)
     hint = f"did you mean {', '.join(close)}? " if close else ""
     raise KeyError(f"unknown zoo model {name!r}; {hint}`nlviz zoo` lists all {len(known)}") from None
 

@@ -16,7 +16,6 @@ optional extra (``requires``) whose package is missing is left out of :func:`fam
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import importlib.util
 import threading
@@ -25,6 +24,7 @@ from typing import Any
 
 from torch import nn
 
+from ..names import closest
 from ..spec import ClipSpec
 from .family import KINDS, BlockInfo, Family, Options
 
@@ -94,7 +94,7 @@ def family_of(arch: str) -> Family:
     except KeyError:
         pass
     known = sorted(_arch_family)
-    close = difflib.get_close_matches(arch, known, n=3, cutoff=0.6)
+    close = closest(arch, known)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     extra = f" (some families need an extra: {', '.join(sorted(set(_missing.values())))})" if _missing else ""
     raise KeyError(f"unknown model {arch!r}{hint} known models: {', '.join(known)}{extra}") from None
