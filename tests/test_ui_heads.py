@@ -1,0 +1,84 @@
+"""The head picker and the class token's share in the Explore pieces, with a small random MViT
+(torchvision's MViT(...)) on a bundled sample, run headless with Streamlit's AppTest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+TESTS = str(Path(__file__).resolve().parent)
+TIMEOUT = 120
+
+
+def _script(tests_dir: str) -> None:
+    import sys
+
+    import streamlit as st
+
+    sys.path.insert(0, tests_dir)
+    from test_torchvision_video import small_mvit
+
+    from nlviz import ui
+    from nlviz.explore import analyze
+    from nlviz.loaded import LoadedModel
+    from nlviz.models import torchvision_video as tvv
+    from nlviz.samples import bundled_samples
+    from nlviz.spec import ClipSpec
+
+    @st.cache_resource
+    def get():
+        model = small_mvit(True)
+        spec = ClipSpec(num_frames=8, stride=1, short_side=32, crop_size=32)
+        lm = LoadedModel(name="tiny_mvit", model=model, spec=spec, family=tvv.FAMILY, arch="mvit_v2_s")
+        return analyze(lm, next(iter(bundled_samples().values())))
+
+    analysis = get()
+    block = ui.block_picker(analysis)
+    query = ui.query_state(analysis)
+    ui.query_inputs(analysis)
+    view = ui.query_view_or_error(analysis, block, query)
+    if view is not None:
+        ui.attention_strip(analysis, view, query)
+        ui.attention_numbers(analysis, view)
+        st.write(f"ROW_MAX={float(view.row.max()):.6f}")
+
+
+@pytest.fixture
+def at():
+    app = AppTest.from_function(_script, args=(TESTS,), default_timeout=TIMEOUT)
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
+def _select(at, label):
+    return next(s for s in at.selectbox if s.label == label)
+
+
+def _row_max(at) -> float:
+    text = next(m.value for m in at.markdown if m.value.startswith("ROW_MAX="))
+    return float(text.split("=")[1])
+
+
+def test_the_head_picker_starts_on_the_mean_and_switches_heads(at):
+    block = _select(at, "Attention block")
+    assert block.value == "blocks.1.attn"  # the family's default block: the first after query pooling
+    head = _select(at, "Head")
+    assert head.value == "mean" and head.options[0] == "mean of 2 heads" and len(head.options) == 3
+    assert any("(mean of 2 heads)" in h.value for h in at.subheader)
+    caption = " ".join(c.value for c in at.caption)
+    assert "class token gets" in caption and "not drawn" in caption
+    mean_max = _row_max(at)
+    head.set_value(1).run()
+    assert not at.exception
+    assert any("(head 1 of 2)" in h.value for h in at.subheader)
+    assert _row_max(at) != pytest.approx(mean_max, abs=1e-6)
+
+
+def test_a_one_head_block_has_no_head_picker(at):
+    _select(at, "Attention block").set_value("blocks.0.attn").run()
+    assert not at.exception
+    assert not [s for s in at.selectbox if s.label == "Head"]
+    assert not any("heads)" in h.value for h in at.subheader)
