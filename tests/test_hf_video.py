@@ -369,3 +369,54 @@ def test_import_without_transformers_says_how_to_install(monkeypatch):
             importlib.import_module("nlviz.models.hf_video")
     finally:
         sys.modules.update(saved)
+
+
+@pytest.mark.parametrize("impl", ["sdpa", "eager"])
+def test_vjepa2_keeps_the_rotated_qk_it_multiplies_or_rotates_them_again(impl, monkeypatch):
+    """The rotated q/k are taken from the attention product when it is seen; otherwise the module's
+    own RoPE functions are re-applied to the projections. Both give the model's probabilities."""
+    ref, models = _pair("vjepa2_tiny")
+    clip = _clip(ref)
+    expected = _reference(ref, clip)
+    model = models[impl]
+    offered = []
+    real_offer = hv.hooks._Product._offer
+
+    def spy(self, q, k):
+        real_offer(self, q, k)
+        offered.append(self.q is not None)
+
+    monkeypatch.setattr(hv.hooks._Product, "_offer", spy)
+    with torch.no_grad():
+        _, kept = record(model, clip)
+    assert offered.count(True) == 2  # both encoder layers: the product's own tensors
+    monkeypatch.setattr(hv.hooks._Product, "_offer", lambda self, q, k: None)  # as if a fused kernel ran
+    with torch.no_grad():
+        _, again = record(model, clip)
+    for name, probs in expected.items():
+        for cap in (kept, again):
+            b = cap[name]
+            assert (b.token_probs(range(b.q.shape[2]), per_head=True) - probs).abs().max() <= TOL, name
+        assert torch.allclose(kept[name].q, again[name].q, atol=1e-6) and torch.allclose(kept[name].k, again[name].k, atol=1e-6)
+
+
+def test_no_torch_function_mode_is_left_behind_when_a_forward_raises():
+    from torch.overrides import _get_current_function_mode_stack
+
+    model = hv.build("vjepa2_tiny")
+    value = model.hf.vjepa2.encoder.layer[1].attention.value
+
+    def boom(_m, _a, _o):
+        raise RuntimeError("boom")
+
+    handle = value.register_forward_hook(boom)  # inside the attention module, after its pre-hook
+    try:
+        with pytest.raises(RuntimeError, match="boom"), torch.no_grad(), capture_attention(model):
+            assert _get_current_function_mode_stack() == []
+            model(_clip(model))
+    finally:
+        handle.remove()
+    assert _get_current_function_mode_stack() == []
+    with torch.no_grad():
+        _, cap = record(model, _clip(model))  # and capture works again
+    assert len(cap) == 3 and _get_current_function_mode_stack() == []
