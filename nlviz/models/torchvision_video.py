@@ -11,7 +11,7 @@ and :class:`nlviz.capture_tokens.TokenCapture` computes rows on demand.
   the ``qkv`` projection), the block's ``scaler``, the class token as token 0 (reported as the
   extra weight, never drawn on the grid) and, in v2, the decomposed relative position bias: it
   depends on the query, so :class:`MViTRelPosRule` computes it for the queries asked for, from
-  tables made once per capture by torchvision's own ``_add_rel_pos``.
+  tables made on first use by torchvision's own ``_add_rel_pos``.
 - Swin3D (``ShiftedWindowAttention3d``): the module applies ``qkv`` functionally, so a hook on
   ``qkv`` never fires; a pre-hook takes the block's input and recomputes q and k from the
   module's own parameters (torchvision's window/shift adaptation and padding functions), and
@@ -281,18 +281,45 @@ class MViTRelPosRule(AttentionRule):
     The model adds ``q . R_h[h, k_h] + q . R_w[w, k_w] + q . R_t[t, k_t]`` (q: the pooled,
     unscaled query of cell (t, h, w)) to the logits of every grid key (k_t, k_h, k_w); the class
     token's row and column get none. R_h, R_w, R_t (query size x key size x d per axis) are
-    read off torchvision's ``_add_rel_pos`` once per capture, by running it on one axis at a time
-    with unit queries (so the distances, ratios and interpolation are its own).
+    read off torchvision's ``_add_rel_pos`` the first time a row is asked for, by running it on
+    one axis at a time with unit queries (so the distances, ratios and interpolation are its own).
     """
 
     describe = "global, decomposed relative position bias"
 
-    def __init__(self, r_t: Tensor, r_h: Tensor, r_w: Tensor) -> None:
-        self.r_t, self.r_h, self.r_w = r_t, r_h, r_w
+    def __init__(self, rel_pos: tuple[Tensor, Tensor, Tensor], q_thw, k_thw) -> None:
+        # the module's (t, h, w) tables, detached (not copied); the per-axis tables are made on
+        # first use, so the forward pass pays nothing for them
+        self._rel_pos = tuple(p.detach() for p in rel_pos)
+        self._sizes = tuple((int(q), int(k)) for q, k in zip(q_thw, k_thw))
+        self._tables: tuple[Tensor, Tensor, Tensor] | None = None
+
+    def tables(self) -> tuple[Tensor, Tensor, Tensor]:
+        """(R_t, R_h, R_w), each (query size, key size, d) along its axis."""
+        if self._tables is None:
+            with torch.no_grad():
+                self._tables = tuple(self.axis_table(p, a, q, k)
+                                     for a, (p, (q, k)) in enumerate(zip(self._rel_pos, self._sizes)))
+        return self._tables
+
+    @property
+    def r_t(self) -> Tensor:
+        return self.tables()[0]
+
+    @property
+    def r_h(self) -> Tensor:
+        return self.tables()[1]
+
+    @property
+    def r_w(self) -> Tensor:
+        return self.tables()[2]
 
     @property
     def nbytes(self) -> int:
-        return sum(t.nbytes for t in (self.r_t, self.r_h, self.r_w))
+        """The per-axis tables (made on first use; the module's own tables are not counted: they
+        are its parameters, shared)."""
+        d = self._rel_pos[0].shape[1]
+        return 4 * d * sum(q * k for q, k in self._sizes)
 
     @staticmethod
     def axis_table(rel_pos: Tensor, axis: int, q_size: int, k_size: int) -> Tensor:
@@ -314,10 +341,7 @@ class MViTRelPosRule(AttentionRule):
 
     @classmethod
     def from_module(cls, attn: nn.Module, q_thw, k_thw) -> "MViTRelPosRule":
-        with torch.no_grad():
-            tabs = [cls.axis_table(p.detach(), a, int(q_thw[a]), int(k_thw[a]))
-                    for a, p in enumerate((attn.rel_pos_t, attn.rel_pos_h, attn.rel_pos_w))]
-        return cls(*tabs)
+        return cls((attn.rel_pos_t, attn.rel_pos_h, attn.rel_pos_w), q_thw, k_thw)
 
     def terms(self, capture: TokenCapture, tokens: Tensor, batch: int) -> Terms:
         qt, qh, qw = capture.query_shape
@@ -327,9 +351,10 @@ class MViTRelPosRule(AttentionRule):
         t, h, w = cell // (qh * qw), (cell // qw) % qh, cell % qw
         q = capture.q[batch].index_select(1, tokens).float()  # (heads, Q, d), unscaled
         dev = q.device
-        b_t = torch.einsum("hqd,qkd->hqk", q, self.r_t.to(dev)[t])
-        b_h = torch.einsum("hqd,qkd->hqk", q, self.r_h.to(dev)[h])
-        b_w = torch.einsum("hqd,qkd->hqk", q, self.r_w.to(dev)[w])
+        r_t, r_h, r_w = (r.to(dev).float() for r in self.tables())
+        b_t = torch.einsum("hqd,qkd->hqk", q, r_t[t])
+        b_h = torch.einsum("hqd,qkd->hqk", q, r_h[h])
+        b_w = torch.einsum("hqd,qkd->hqk", q, r_w[w])
         rel = (b_h[:, :, None, :, None] + b_w[:, :, None, None, :] + b_t[:, :, :, None, None])
         rel = rel.reshape(q.shape[0], len(tokens), kt * kh * kw) * grid[None, :, None]
         bias = torch.cat([torch.zeros_like(rel[:, :, :capture.key_extra]), rel], dim=2)
@@ -496,11 +521,13 @@ def _hook_swin(name: str, attn: nn.Module, ctx: HookContext) -> list:
         pad = swin._compute_pad_size_3d((t, h, w), tuple(window))
         xp = F.pad(x, (0, 0, 0, pad[2], 0, pad[1], 0, pad[0]))
         padded = tuple(int(s) for s in xp.shape[1:4])
-        qkv = F.linear(xp, attn.qkv.weight, attn.qkv.bias).reshape(b, -1, 3, heads, c // heads)
+        # q and k only (the first 2C rows of the projection): v is never needed for rows
+        bias = None if attn.qkv.bias is None else attn.qkv.bias[:2 * c]
+        qkv = F.linear(xp, attn.qkv.weight[:2 * c], bias).reshape(b, -1, 2, heads, c // heads)
         rule = SwinWindowRule((t, h, w), padded, window, shift, attn.relative_position_bias_table,
                               attn.relative_position_index)
         real = rule.key_token >= rule.n_pad  # padded positions on the grid, in padded order
-        qkv = qkv.permute(2, 0, 3, 1, 4)  # (3, B, heads, N_padded, d)
+        qkv = qkv.permute(2, 0, 3, 1, 4)  # (2, B, heads, N_padded, d)
         if rule.n_pad:
             q = qkv[0][:, :, real.to(qkv.device)]
             k = torch.cat([qkv[1][:, :, ~real.to(qkv.device)], qkv[1][:, :, real.to(qkv.device)]], dim=2)
