@@ -14,7 +14,9 @@ row's absolute mass); rows without mass are left out. Then, averaged over the qu
   query, offsets ``offset_min`` .. -offset_min (key slices; ``frames_per_slice`` input frames each);
 - ``own_slice_share``: the mass at offset 0, in the query's own time slice;
 - ``query_dependence``: GCNet's mean pairwise cosine distance of the rows of different queries
-  (:func:`nlviz.stats.cosine_query_dependence`): 0 when every query sees the same map.
+  (as :func:`nlviz.stats.cosine_query_dependence`): 0 when every query sees the same map.
+
+Everything is computed in float64 on the rows' device (the GPU's, in a CUDA survey).
 
 :func:`row_statistics` works on hand-built rows and coordinates (the unit tests' way in);
 :func:`block_statistics` feeds it a captured block's rows and cell centres.
@@ -28,7 +30,7 @@ import torch
 from torch import Tensor
 
 from ..nonlocal_block import key_index
-from ..stats import _axis_centres, cosine_query_dependence, sample_queries
+from ..stats import _axis_centres, sample_queries
 
 STAT_FIELDS = ("dist_space_px", "dist_time_frames", "entropy_norm", "own_slice_share", "query_dependence")
 
@@ -39,7 +41,8 @@ def row_statistics(rows: Tensor, q_coords: Tensor, k_coords: Tensor, q_slice: Te
     (N_k, 3), both (t in frames, y, x in pixels); ``q_slice`` (Q,): the key time slice covering each
     query; ``k_slice`` (N_k,): each key's time slice, of ``num_slices``. Returns the module's
     statistics plus ``queries`` (rows with mass) and ``empty_rows``."""
-    a = rows.detach().to("cpu", torch.float64).reshape(rows.shape[0], -1).abs()
+    a = rows.detach().to(torch.float64).reshape(rows.shape[0], -1).abs()  # on the rows' device (a GPU's too)
+    dev = a.device
     mass = a.sum(dim=1)
     keep = mass > 0
     p = a[keep] / mass[keep][:, None]
@@ -51,20 +54,23 @@ def row_statistics(rows: Tensor, q_coords: Tensor, k_coords: Tensor, q_slice: Te
         out.update({f: math.nan for f in STAT_FIELDS})
         out["offset_mass"] = [math.nan] * span
         return out
-    q = q_coords.to(torch.float64)[keep]
-    k = k_coords.to(torch.float64)
+    q = q_coords.to(dev, torch.float64)[keep]
+    k = k_coords.to(dev, torch.float64)
+    q_slice, k_slice = q_slice.to(dev), k_slice.to(dev)
     d_space = torch.sqrt((q[:, None, 1] - k[None, :, 1]) ** 2 + (q[:, None, 2] - k[None, :, 2]) ** 2)
     d_time = (q[:, None, 0] - k[None, :, 0]).abs()
     entropy = -torch.xlogy(p, p).sum(dim=1)
     offset = k_slice[None, :].long() - q_slice[keep][:, None].long() + (num_slices - 1)  # (Q, N_k) in [0, span)
-    by_offset = torch.zeros(n, span, dtype=torch.float64).scatter_add_(1, offset, p)
-    offset_mass = by_offset.mean(dim=0)
+    by_offset = torch.zeros(n, span, dtype=torch.float64, device=dev).scatter_add_(1, offset, p)
+    offset_mass = by_offset.mean(dim=0).cpu()
+    u = p / p.norm(dim=1, keepdim=True)  # GCNet: 1 - mean cos over pairs a != b (as nlviz.stats computes it)
+    dependence = 1.0 - (float(u.sum(dim=0).square().sum()) - n) / (n * (n - 1)) if n >= 2 else math.nan
     out.update({
         "dist_space_px": float((p * d_space).sum(dim=1).mean()),
         "dist_time_frames": float((p * d_time).sum(dim=1).mean()),
         "entropy_norm": float(entropy.mean() / math.log(n_k)) if n_k > 1 else math.nan,
         "own_slice_share": float(offset_mass[num_slices - 1]),
-        "query_dependence": cosine_query_dependence(p),
+        "query_dependence": dependence,
         "offset_mass": [float(v) for v in offset_mass],
     })
     return out
