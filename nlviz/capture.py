@@ -498,13 +498,15 @@ class CaptureAdapter:
     children (removed when the capture ends); its hooks call ``ctx.store(...)`` once the
     block's queries and keys are known. input_shape(args, kwargs) -> (T, H, W) of the model
     input from the model's forward arguments (None: not this call's); default: the first
-    positional (N, 3, T, H, W) tensor.
+    positional (N, 3, T, H, W) tensor. check_input(model, args, kwargs): raise a clear error for
+    an input the model cannot take (before its forward fails deep inside); None: no check.
     """
 
     name: str
     find: Callable[[nn.Module], dict[str, nn.Module]]
     hook: Callable[[str, nn.Module, HookContext], list]
     input_shape: Callable[[tuple, dict], tuple[int, int, int] | None] = _default_input_shape
+    check_input: Callable[[nn.Module, tuple, dict], None] | None = None
 
 
 def _hook_nonlocal(name: str, block: nn.Module, ctx: HookContext) -> list:
@@ -593,9 +595,12 @@ def capture_attention(
     ctx = HookContext(threading.get_ident(), store_on, cap)
     used = list(dict.fromkeys(adapter for adapter, _ in found.values()))
 
-    def on_model_input(_module: nn.Module, args: tuple, kwargs: dict) -> None:
+    def on_model_input(module: nn.Module, args: tuple, kwargs: dict) -> None:
         if not ctx.mine():
             return
+        for adapter in used:
+            if adapter.check_input is not None:
+                adapter.check_input(module, args, kwargs)
         for adapter in used:
             shape = adapter.input_shape(args, kwargs)
             if shape is not None:

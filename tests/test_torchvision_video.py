@@ -383,3 +383,30 @@ def test_swin_bias_rows_are_torchvisions_bias():
         full = rule.full_bias()
         i_q = torch.arange(full.shape[1])
         assert torch.equal(rule.bias_rows(i_q), full)
+
+
+def test_capture_refuses_a_clip_mvit_cannot_take_with_how_to_fix_it():
+    from nlviz.video import VideoError
+
+    model = small_mvit(True)  # built for 8 frames of 32x32
+    with pytest.raises(tvv.ClipLengthError, match="exactly 8 frames of 32x32") as e:
+        with torch.no_grad():
+            record(model, torch.randn(1, 3, 4, 32, 32))
+    assert isinstance(e.value, VideoError) and "num_frames=8" in str(e.value)
+    for m in model.modules():
+        assert not m._forward_hooks and not m._forward_pre_hooks
+
+
+def test_swin_window_box_is_where_a_row_is_not_zero():
+    model = small_swin()
+    with torch.no_grad():
+        _, cap = record(model, torch.randn(1, 3, 6, 40, 44))
+    for name in ("features.0.0.attn", "features.0.1.attn", "features.2.1.attn"):
+        b = cap[name]
+        m = b.matrix(head=0).reshape(-1, *b.key_shape)
+        for flat in range(m.shape[0]):
+            cell = tuple(int(c) for c in torch.unravel_index(torch.tensor(flat), b.query_shape))
+            (t0, t1), (h0, h1), (w0, w1) = b.rule.window_box(cell)
+            inside = torch.zeros(b.key_shape, dtype=torch.bool)
+            inside[t0:t1, h0:h1, w0:w1] = True
+            assert torch.equal(m[flat] > 0, inside), (name, cell)

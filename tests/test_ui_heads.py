@@ -12,13 +12,13 @@ TESTS = str(Path(__file__).resolve().parent)
 TIMEOUT = 120
 
 
-def _script(tests_dir: str) -> None:
+def _script(tests_dir: str, kind: str = "mvit") -> None:
     import sys
 
     import streamlit as st
 
     sys.path.insert(0, tests_dir)
-    from test_torchvision_video import small_mvit
+    from test_torchvision_video import small_mvit, small_swin
 
     from nlviz import ui
     from nlviz.explore import analyze
@@ -28,13 +28,17 @@ def _script(tests_dir: str) -> None:
     from nlviz.spec import ClipSpec
 
     @st.cache_resource
-    def get():
-        model = small_mvit(True)
-        spec = ClipSpec(num_frames=8, stride=1, short_side=32, crop_size=32)
-        lm = LoadedModel(name="tiny_mvit", model=model, spec=spec, family=tvv.FAMILY, arch="mvit_v2_s")
+    def get(kind):
+        if kind == "mvit":
+            model, arch = small_mvit(True), "mvit_v2_s"
+            spec = ClipSpec(num_frames=8, stride=1, short_side=32, crop_size=32)
+        else:
+            model, arch = small_swin(), "swin3d_t"
+            spec = ClipSpec(num_frames=6, stride=1, short_side=44, crop_size=40)
+        lm = LoadedModel(name=f"tiny_{kind}", model=model, spec=spec, family=tvv.FAMILY, arch=arch)
         return analyze(lm, next(iter(bundled_samples().values())))
 
-    analysis = get()
+    analysis = get(kind)
     block = ui.block_picker(analysis)
     query = ui.query_state(analysis)
     ui.query_inputs(analysis)
@@ -82,3 +86,13 @@ def test_a_one_head_block_has_no_head_picker(at):
     assert not at.exception
     assert not [s for s in at.selectbox if s.label == "Head"]
     assert not any("heads)" in h.value for h in at.subheader)
+
+
+def test_swin_strip_draws_the_window_and_names_it():
+    at = AppTest.from_function(_script, args=(TESTS, "swin"), default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception, at.exception
+    assert _select(at, "Attention block").value == "features.0.1.attn"  # the first shifted-window block
+    assert _select(at, "Head").options[0] == "mean of 2 heads"
+    caption = " ".join(c.value for c in at.caption)
+    assert "Blue box: the query's window" in caption

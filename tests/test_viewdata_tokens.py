@@ -35,7 +35,8 @@ const jobs = JSON.parse(readFileSync(process.argv[4], "utf8"));
 const out = jobs.map(([cell, head]) => {
   const view = { header, arrays, id: "v", control: { heads: { v: head } } };
   const row = mod.computeRow(view, cell);
-  return { row: Array.from(row), extra: view.extraWeight };
+  const box = header.tokens.rule === "swin_window" ? mod.windowBox(header, cell) : null;
+  return { row: Array.from(row), extra: view.extraWeight, box };
 });
 console.log(JSON.stringify(out));
 """
@@ -81,6 +82,8 @@ def _check(tmp_path, b, clip, n_cells=6):
     for (cell, head), g in zip(jobs, got):
         want = b.row(tuple(cell), head=head).numpy().ravel()
         worst = max(worst, float(np.abs(np.asarray(g["row"]) - want).max()))
+        if getattr(b.rule, "window_box", None) is not None:
+            assert [tuple(r) for r in g["box"]] == list(b.rule.window_box(tuple(cell)))
         if b.key_extra:
             assert g["extra"] == pytest.approx(b.extra_weight(tuple(cell), head=head), abs=1e-5)
         else:

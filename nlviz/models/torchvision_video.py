@@ -40,6 +40,7 @@ from torch import Tensor, nn
 from ..capture import CaptureAdapter, CaptureError, HookContext, register_adapter
 from ..capture_tokens import AttentionRule, Terms, TokenCapture
 from ..spec import ClipSpec
+from ..video.errors import VideoError
 from .family import BlockInfo, Family
 
 KINETICS_FPS = 30.0  # Kinetics-400 videos are (mostly) 30 fps: torchvision's frame_rate -> a frame stride
@@ -458,15 +459,23 @@ class SwinWindowRule(AttentionRule):
             return torch.zeros_like(r)
         return (r >= p - w).long() + (r >= p - s).long()
 
-    def window_cells(self, cell) -> tuple[tuple[int, int], ...]:
-        """The (start, stop) cell ranges, per axis (t, h, w), of the window of the query at ``cell``
-        in unrolled grid coordinates (a shifted window may wrap: stop < start then)."""
+    def window_box(self, cell) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+        """The grid cells the query at ``cell`` sees: half-open ranges ((t0, t1), (h0, h1), (w0, w1)).
+
+        A query's keys are its window's, from its own region of the roll: along each axis one
+        contiguous range of the unrolled grid (the last rolled window splits into the part that
+        came from the far end and the part that wrapped round, the query keeps its own), cut to
+        the grid (padding tokens are the extra keys).
+        """
         out = []
         for a in range(3):
-            r = (int(cell[a]) - self.shift[a]) % self.padded[a]
-            lo = (r // self.window[a]) * self.window[a]
-            out.append(((lo + self.shift[a]) % self.padded[a], (lo + self.window[a] + self.shift[a]) % self.padded[a]
-                        or self.padded[a]))
+            p, w, s = self.padded[a], self.window[a], self.shift[a]
+            r = (int(cell[a]) - s) % p
+            lo, hi = (r // w) * w, (r // w) * w + w
+            if self.shifted and s and lo == p - w:
+                lo, hi = (lo, p - s) if r < p - s else (p - s, hi)
+            start = (lo + s) % p
+            out.append((start, min(start + hi - lo, self.grid[a])))
         return tuple(out)
 
     def terms(self, capture: TokenCapture, tokens: Tensor, batch: int) -> Terms:
@@ -548,14 +557,14 @@ def _hook(name: str, module: nn.Module, ctx: HookContext) -> list:
     return _hook_swin(name, module, ctx)
 
 
-ADAPTER = register_adapter(CaptureAdapter(name="torchvision_video", find=_attention_modules, hook=_hook))
 
 
 # --- clips, checkpoints, zoo --------------------------------------------------------------------
 
 
-class ClipLengthError(ValueError):
-    """A clip that does not fit a model that fixes its input size (MViT)."""
+class ClipLengthError(VideoError, ValueError):
+    """A clip that does not fit a model that fixes its input size (MViT): a video problem for the
+    user (the message says which sampling fits)."""
 
 
 def check_clip(model: nn.Module, clip_shape) -> None:
@@ -570,9 +579,15 @@ def check_clip(model: nn.Module, clip_shape) -> None:
     if (t, h, w) != (want_t, want_h, want_w):
         raise ClipLengthError(
             f"this MViT takes clips of exactly {want_t} frames of {want_h}x{want_w} pixels (its position "
-            f"embeddings fix the size), got {t} frames of {h}x{w}: sample {want_t} frames (num_frames={want_t}; "
-            f"a shorter video is resampled, frames repeating) with the model's crop of {want_h}"
+            f"embeddings fix the size), got {t} frames of {h}x{w}: sample {want_t} frames (num_frames={want_t}, "
+            f"the model's own clip length; a shorter video is resampled, frames repeating) with the centre "
+            f"crop of {want_h} pixels, not the full frame"
         )
+
+
+def _check_input(model: nn.Module, args: tuple, kwargs: dict) -> None:
+    if args and isinstance(args[0], Tensor) and args[0].dim() == 5:
+        check_clip(model, tuple(args[0].shape))
 
 
 def _entry(arch: str):
@@ -646,6 +661,11 @@ def describe(arch: str) -> dict:
     cfg, spec = ARCHS[arch]()
     return {"model": _TITLES[arch], "builder": f"torchvision.models.video.{arch}", "clip": f"{spec.num_frames}x{spec.stride}",
             "crop": spec.crop_size, "weights": f"{_WEIGHTS_ENUM[arch]}.KINETICS400_V1"}
+
+
+# capture finds and hooks these models' attention once this module is imported
+ADAPTER = register_adapter(CaptureAdapter(name="torchvision_video", find=_attention_modules, hook=_hook,
+                                          check_input=_check_input))
 
 
 FAMILY = Family(

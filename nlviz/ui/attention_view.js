@@ -190,6 +190,19 @@ function tokenRowAll(view, cell) {
   return out;
 }
 
+// Swin: the grid cells a query's (shifted) window holds, per axis [lo, hi) (SwinWindowRule.window_box)
+export function windowBox(h, cell) {
+  const tk = h.tokens;
+  return cell.map((c, a) => {
+    const p = tk.padded[a], w = tk.window[a], s = tk.shift[a];
+    const r = (((c - s) % p) + p) % p;
+    let lo = Math.floor(r / w) * w, hi = lo + w;
+    if (tk.shifted && s && lo === p - w) { if (r < p - s) hi = p - s; else lo = p - s; }
+    const start = (lo + s) % p;
+    return [start, Math.min(start + hi - lo, h.key_shape[a])];
+  });
+}
+
 // the grid part of a token row; the extra tokens' share (a class token, padding) kept on the view
 function computeTokenRow(view, cell) {
   const all = tokenRowAll(view, cell);
@@ -517,6 +530,14 @@ class View {
       if (this.shown && scale) {
         ctx.imageSmoothingEnabled = false;
         ctx.drawImage(this.sliceCanvas[t], x0, y0, x1 - x0, y1 - y0);
+      }
+      if (this.cell && h.tokens && h.tokens.rule === "swin_window") {  // the query's window, in blue
+        const [[t0, t1], [r0, r1], [c0, c1]] = windowBox(h, this.cell);
+        if (t >= t0 && t < t1) {
+          const cw = (x1 - x0) / wk, ch = (y1 - y0) / hk;
+          ctx.strokeStyle = "#00c8ff"; ctx.lineWidth = 2;
+          ctx.strokeRect(x0 + c0 * cw, y0 + r0 * ch, (c1 - c0) * cw, (r1 - r0) * ch);
+        }
       }
       if (q && k === q.frame) {
         if (!full) {

@@ -27,6 +27,18 @@ def extra_weight(analysis: Analysis, block: str, cell) -> float | None:
     return float(b.extra_weight(cell, head=picked_head(analysis, block)))
 
 
+def window_region(analysis: Analysis, block: str, cell):
+    """For a window-attention block (Swin): the displayed frames and rectangle of the keys the
+    query at ``cell`` sees, (frames, (x0, y0, x1, y1)); None for other blocks."""
+    b = analysis.capture[block]
+    box = getattr(getattr(b, "rule", None), "window_box", None)
+    if box is None:
+        return None
+    (t0, t1), (h0, h1), (w0, w1) = box(cell)
+    first, last = b.key_box((t0, h0, w0)), b.key_box((t1 - 1, h1 - 1, w1 - 1))
+    return analysis.clip.geometry.input_box_to_frames(first[0], last[1], first[2], last[3], first[4], last[5])
+
+
 def head_words(analysis: Analysis, block: str) -> str:
     """'head 2 of 8' / 'mean of 8 heads' for a multi-head block, '' otherwise."""
     heads = int(getattr(analysis.capture[block], "num_heads", 1))
@@ -177,12 +189,22 @@ def attention_strip(analysis: Analysis, view, query: Query, *, hidden: bool = Fa
     from ..render import draw_marker
 
     images[query.frame] = draw_marker(images[query.frame], query.x * analysis.thumbs[1], query.y * analysis.thumbs[1])
+    window = window_region(analysis, view.block, view.cell)
+    if window is not None:  # the query's (shifted) window: keys outside it are exactly 0
+        from ..render import draw_rect
+
+        f = analysis.thumbs[1]
+        frames, (x0, y0, x1, y1) = window
+        for k in frames:
+            images[k] = draw_rect(images[k], (x0 * f, y0 * f, x1 * f, y1 * f), color=(0, 200, 255), thickness=2)
     st.image(images, caption=captions, width=192)
     dimmed = ""
     if np.isnan(view.heat).any():
         dimmed = (" Dimmed: pixels the model does not see, and the query's own neighbourhood (hidden)." if hidden
                   else " Dimmed: pixels the model does not see.")
-    st.caption(colorbar_caption(view) + dimmed + extra_words(analysis, view.block, view.cell))
+    win = (" Blue box: the query's window (the keys it sees; every other key's weight is exactly 0)."
+           if window is not None else "")
+    st.caption(colorbar_caption(view) + dimmed + win + extra_words(analysis, view.block, view.cell))
 
 
 def attention_numbers(analysis: Analysis, view) -> None:
