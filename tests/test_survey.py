@@ -249,3 +249,19 @@ def test_device_choice(monkeypatch):
             choose("cuda")
     m = torch.nn.Linear(2, 2)
     assert on_device(m, "cpu") is m
+
+
+def test_probe_blocks_are_labelled_as_probes(tmp_path):
+    from nlviz.models import build
+    from nlviz.survey.models import load
+    from nlviz.survey.work import model_rows
+    from nlviz.weights import save_weights
+
+    path = save_weights(build("i3d_inception", base_channels=8, num_classes=5, stages=("Mixed_3c", "Mixed_4f")),
+                        tmp_path / "probe.safetensors")
+    sm = load(str(path))
+    torch.manual_seed(0)
+    rows = model_rows(sm, torch.randn(1, 3, 8, 64, 64), "clip.mp4", "clip.mp4", SurveyConfig((str(path),), queries=8))
+    assert [r["block"] for r in rows] == ["Mixed_3c.nl", "Mixed_4f.nl"]
+    assert all(r["probe"] and r["kind"] == "probe" for r in rows)
+    assert [r["stage"] for r in rows] == ["Mixed_3c", "Mixed_4f"]
