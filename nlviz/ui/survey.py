@@ -40,7 +40,8 @@ def bundled_clips(models: list[str]) -> list[Path]:
 
 def bundled_dir(models: list[str], queries: int, seed: int) -> Path:
     """Where a survey of the bundled samples with these settings lives (resumed, so a rerun is free)."""
-    key = hashlib.sha256(repr((sorted(models), queries, seed)).encode()).hexdigest()[:12]
+    clips = sorted(p.name for p in bundled_clips(models))
+    key = hashlib.sha256(repr((sorted(models), queries, seed, clips)).encode()).hexdigest()[:12]
     return Path(tempfile.gettempdir()) / "nlviz-survey" / key
 
 
