@@ -420,3 +420,32 @@ def test_no_torch_function_mode_is_left_behind_when_a_forward_raises():
     with torch.no_grad():
         _, cap = record(model, _clip(model))  # and capture works again
     assert len(cap) == 3 and _get_current_function_mode_stack() == []
+
+
+def test_zoo_and_resolver_load_a_snapshot_offline(tmp_path):
+    """The zoo entry's snapshot directory (already in the cache) and a bare checkpoint directory both
+    load through nlviz's one resolver, with no network."""
+    from nlviz import zoo
+    from nlviz.resolve import load
+
+    names = zoo.names("huggingface")
+    assert names == ["videomae_base.kinetics400_mcg_nju", "timesformer_base.kinetics400_facebook",
+                     "vivit_base.kinetics400_google", "vjepa2_large.ssv2_facebook"]
+    entry = zoo.get("vivit_base.kinetics400_google")
+    assert not zoo.is_cached(entry.name, tmp_path)
+    torch.manual_seed(4)
+    tiny = hv.build("vivit_tiny")
+    _save(tiny, tmp_path / entry.filename, labels=["a", "b", "c", "d", "e"])  # stands in for the hub snapshot
+    assert zoo.is_cached(entry.name, tmp_path)
+    assert zoo.fetch(entry.name, dest_dir=tmp_path) == tmp_path / entry.filename
+    lm = load(entry.name, dest_dir=tmp_path)
+    assert lm.family.name == "hf_video" and lm.arch == "vivit_base" and lm.model.class_names == ["a", "b", "c", "d", "e"]
+    assert [b.name for b in lm.blocks] == [b.name for b in hv.blocks(tiny)]
+    clip = _clip(tiny)
+    with torch.no_grad():
+        assert torch.allclose(lm.model(clip), tiny(clip), atol=1e-6)
+    direct = load(str(tmp_path / entry.filename))
+    assert direct.name.startswith("file:") and direct.family.name == "hf_video"
+    assert hv.open_dir(tmp_path) is None  # not a checkpoint directory
+    assert hv.owns_keys(list(tiny.state_dict())) and hv.owns_keys(list(tiny.hf.state_dict()))
+    assert not hv.owns_keys(["backbone.conv1.weight", "cls_head.fc_cls.weight"])

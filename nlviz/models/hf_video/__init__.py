@@ -97,6 +97,35 @@ def load_path(path: str | Path, **kwargs: Any) -> HFVideoClassifier:
     return load_dir(path, **kwargs)
 
 
+def _fetch(entry: Any, dest_dir: Path, *, progress: Any = None, log: Any = None, timeout: float = 30) -> Path:
+    """The zoo's fetch for an ``hf_hub`` entry: its snapshot in ``dest_dir/<owner>--<name>``."""
+    return fetch_snapshot(repo_id_of(entry.url), Path(dest_dir) / entry.filename, log=log)
+
+
+def open_dir(path: str | Path) -> HFVideoClassifier | None:
+    """A checkpoint directory of this family's model types as a model; None for any other directory."""
+    import json
+
+    p = Path(path)
+    try:
+        model_type = json.loads((p / "config.json").read_text()).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if model_type not in {hv_arch.cls().config_class.model_type for hv_arch in ARCHS.values()}:
+        return None
+    return load_dir(p)
+
+
+_KEY_PREFIXES = ("videomae.", "timesformer.", "vivit.", "vjepa2.")
+
+
+def owns_keys(keys: list[str]) -> bool:
+    """Whether checkpoint tensor names look like a transformers VideoMAE/TimeSformer/ViViT/V-JEPA 2
+    state dict (or this family's wrapper of one, under ``hf.``)."""
+    keys = [k[3:] if k.startswith("hf.") else k for k in keys]
+    return bool(keys) and sum(k.startswith(_KEY_PREFIXES) for k in keys) >= max(1, len(keys) // 2)
+
+
 def _entries() -> Iterable[Any]:
     from .zoo import entries
 
@@ -111,6 +140,9 @@ FAMILY = Family(
     blocks=blocks,
     entries=_entries,
     load=_load,
+    fetch=_fetch,
+    open_dir=open_dir,
+    owns_keys=owns_keys,
     describe=describe,
     requires="transformers",
     default_block=default_block,
@@ -119,6 +151,6 @@ FAMILY = Family(
 __all__ = [
     "ADAPTER", "ARCHS", "FAMILY", "FrameClassRule", "HFVideoClassifier", "InputShapeError", "NotASnapshotError",
     "StructureError", "TWO_HOP_LABEL", "arch_name", "block_name", "blocks", "build", "class_names", "config", "default_block",
-    "fetch_snapshot", "find_sites", "is_snapshot", "load_dir", "load_path", "repo_id_of", "snapshot_dirname",
+    "fetch_snapshot", "find_sites", "is_snapshot", "load_dir", "load_path", "open_dir", "owns_keys", "repo_id_of", "snapshot_dirname",
     "two_hop_row",
 ]
