@@ -257,11 +257,20 @@ def test_structure_resolution_by_shape_not_one_version():
 
 
 def test_wrapper_checks_the_clip():
+    from nlviz.video.errors import VideoError
+
     model = hv.build("videomae_tiny")
-    with pytest.raises(hv.InputShapeError, match="4 frames of 32x32"):
+    with pytest.raises(hv.InputShapeError, match="exactly 4 frames of 32x32"):
         model(torch.zeros(1, 3, 8, 32, 32))
+    with pytest.raises(VideoError, match="centre crop of 32 pixels"), torch.no_grad(), capture_attention(model):
+        model(torch.zeros(1, 3, 4, 48, 64))  # the full frame instead of the crop
     with pytest.raises(hv.InputShapeError, match=r"\(N, 3, T, H, W\)"):
         model(torch.zeros(1, 4, 3, 32, 32))
+    vj = hv.build("vjepa2_tiny")
+    with torch.no_grad():
+        assert vj(torch.zeros(1, 3, 6, 32, 32)).shape == (1, 5)  # any whole number of tubelets
+    with pytest.raises(hv.InputShapeError, match="a multiple of 2 frames"):
+        vj(torch.zeros(1, 3, 5, 32, 32))
     with pytest.raises(TypeError, match="unknown override"):
         hv.build("videomae_tiny", hidden_sise=8)
     assert hv.build("vivit_tiny", num_classes=7).hf.config.num_labels == 7

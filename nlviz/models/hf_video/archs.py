@@ -18,6 +18,7 @@ import transformers
 from torch import Tensor, nn
 
 from ...spec import ClipSpec
+from ...video.errors import VideoError
 
 # ImageNet statistics as the HF processors write them (0-1 scale): IMAGENET_DEFAULT_* and the
 # "standard" 0.5/0.5 pair; ClipSpec holds them on the 0-255 scale
@@ -110,8 +111,9 @@ ARCHS: dict[str, Arch] = {
 _SPEC_FIELDS = {f.name for f in fields(ClipSpec)} - {"extra"}
 
 
-class InputShapeError(ValueError):
-    """A clip whose frames or size the model cannot take."""
+class InputShapeError(VideoError, ValueError):
+    """A clip whose frames or size the model cannot take: a video problem for the user (the
+    message says which sampling fits)."""
 
 
 class HFVideoClassifier(nn.Module):
@@ -139,17 +141,26 @@ class HFVideoClassifier(nn.Module):
         a = arch_of(self.hf.config)
         return int(getattr(self.hf.config, a.frames_field)), _side(getattr(self.hf.config, a.size_field))
 
-    def forward(self, clip: Tensor) -> Tensor:
-        if clip.dim() != 5 or clip.shape[1] != 3:
-            raise InputShapeError(f"expected a clip of shape (N, 3, T, H, W), got {tuple(clip.shape)}")
+    def check_clip(self, shape: tuple[int, ...]) -> None:
+        """Raise :class:`InputShapeError`, saying which sampling fits, for a clip shape the model cannot take."""
+        shape = tuple(int(s) for s in shape)
+        if len(shape) != 5 or shape[1] != 3:
+            raise InputShapeError(f"expected a clip of shape (N, 3, T, H, W), got {shape}")
         frames, side = self.input_size
-        t, h, w = clip.shape[2:]
-        fixed_t = self.hf.config.model_type != "vjepa2"  # V-JEPA 2 takes any even T; the others their own
-        if (fixed_t and t != frames) or h != side or w != side:
-            want = f"{frames} frames of " if fixed_t else ""
+        t, h, w = shape[2:]
+        cfg = self.hf.config
+        tubelet = int(getattr(cfg, "tubelet_size", 1) if cfg.model_type != "vivit" else cfg.tubelet_size[0])
+        fixed_t = cfg.model_type != "vjepa2"  # V-JEPA 2 takes any clip length its tubelets divide
+        if (fixed_t and t != frames) or (not fixed_t and t % tubelet) or h != side or w != side:
+            want = f"exactly {frames} frames" if fixed_t else f"a multiple of {tubelet} frames"
             raise InputShapeError(
-                f"{self.arch} takes clips of {want}{side}x{side} pixels (centre crop), got {t} frames of {h}x{w}"
+                f"{self.arch} takes clips of {want} of {side}x{side} pixels (its position embeddings fix the "
+                f"size), got {t} frames of {h}x{w}: sample {frames} frames (num_frames={frames}) with the "
+                f"centre crop of {side} pixels, not the full frame"
             )
+
+    def forward(self, clip: Tensor) -> Tensor:
+        self.check_clip(tuple(clip.shape))
         return self.hf(clip.transpose(1, 2)).logits
 
 

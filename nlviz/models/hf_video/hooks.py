@@ -259,7 +259,13 @@ def hook(name: str, module: nn.Module, ctx: HookContext) -> list:
     return handles
 
 
-ADAPTER = register_adapter(CaptureAdapter(name="hf_video", find=find, hook=hook))
+def check_input(model: nn.Module, args: tuple, kwargs: dict) -> None:
+    """The adapter's ``check_input``: a clip the wrapped model cannot take fails before its forward."""
+    if isinstance(model, HFVideoClassifier) and args and isinstance(args[0], Tensor):
+        model.check_clip(tuple(args[0].shape))
+
+
+ADAPTER = register_adapter(CaptureAdapter(name="hf_video", find=find, hook=hook, check_input=check_input))
 
 
 def two_hop_row(time: TokenCapture, space: TokenCapture, cell, batch: int = 0, head: int | None = None) -> Tensor:
