@@ -265,3 +265,22 @@ def test_probe_blocks_are_labelled_as_probes(tmp_path):
     assert [r["block"] for r in rows] == ["Mixed_3c.nl", "Mixed_4f.nl"]
     assert all(r["probe"] and r["kind"] == "probe" for r in rows)
     assert [r["stage"] for r in rows] == ["Mixed_3c", "Mixed_4f"]
+
+
+def test_a_multi_head_model_gets_a_row_per_head():
+    small_mvit = pytest.importorskip("test_torchvision_video").small_mvit
+    from nlviz.spec import ClipSpec
+    from nlviz.survey.models import SurveyModel
+    from nlviz.survey.work import model_rows
+
+    sm = SurveyModel("tiny_mvit", small_mvit(True).eval(), ClipSpec(num_frames=8, stride=1, short_side=32, crop_size=32))
+    torch.manual_seed(0)
+    rows = model_rows(sm, torch.randn(1, 3, 8, 32, 32), "c.mp4", "c.mp4", SurveyConfig(("tiny_mvit",), queries=8))
+    by_block: dict[str, list] = {}
+    for r in rows:
+        by_block.setdefault(r["block"], []).append(r)
+    for block, rs in by_block.items():
+        heads = rs[0]["heads"]
+        assert [r["head"] for r in rs] == (list(range(heads)) if heads > 1 else [None]), block
+        assert all(sum(r["offset_mass"]) == pytest.approx(1.0) and 0 < r["entropy_norm"] <= 1 for r in rs)
+    assert any(rs[0]["heads"] > 1 for rs in by_block.values())

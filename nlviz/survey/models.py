@@ -29,9 +29,12 @@ class SurveyModel:
     def block_facts(self, name: str) -> dict:
         if name in self.blocks:
             return self.blocks[name]
+        from ..capture import is_attention_block
+
         module = self.model.get_submodule(name)
         probe = getattr(module, "probe_label", None) is not None
-        return {"stage": name.split(".")[0], "kind": "probe" if probe else "nonlocal", "probe": probe}
+        kind = "probe" if probe else "nonlocal" if is_attention_block(module) else None  # None: not known here
+        return {"stage": name.split(".")[0], "kind": kind, "probe": probe}
 
 
 def load(name: str) -> SurveyModel:
@@ -52,7 +55,21 @@ def load(name: str) -> SurveyModel:
         model = load_model(name)
     except Exception as e:  # every loader's own error: unknown name, bad file, wrong architecture
         raise ModelLoadError(f"cannot load model {name!r}: {e}") from e
-    return SurveyModel(name, model.eval(), model.spec, None, {})
+    return SurveyModel(name, model.eval(), model.spec, None, _facts(model))
+
+
+def _facts(model: nn.Module) -> dict[str, dict]:
+    """Block facts from the model's family when it was built by :func:`nlviz.models.build` (``arch``)."""
+    arch = getattr(model, "arch", None)
+    if arch is None:
+        return {}
+    try:
+        from ..models import block_infos
+
+        return {b.name: {"stage": b.stage, "kind": b.kind, "probe": bool(b.probe), "depth": b.depth}
+                for b in block_infos(arch, model)}
+    except (ImportError, KeyError, ValueError, TypeError):
+        return {}
 
 
 __all__ = ["ModelLoadError", "SurveyModel", "load"]
