@@ -148,10 +148,18 @@ def legend_strip(models: list[str], probes: set[str] = frozenset()) -> None:
     st.html(f"<div style='font-size:0.85rem;line-height:1.3'>{marks}</div>")
 
 
-def distance_figure(table, field: str, title: str, unit: str) -> go.Figure:
-    """Mean attention distance against block depth, a line per model, bars over clips (ViT, Fig. 7)."""
+def distance_figure(table, field: str, title: str, unit: str, heads=None) -> go.Figure:
+    """Mean attention distance against block depth, a line per model, bars over clips; with ``heads``
+    (:func:`per_block` with heads) a faint dot per head, as in ViT's Fig. 7."""
     fig = go.Figure()
     colours = _colour(list(dict.fromkeys(table["model"])))
+    if heads is not None:
+        for model, g in heads[heads["head"] >= 0].groupby("model", sort=False):
+            fig.add_trace(go.Scatter(x=g["depth"], y=g[field], mode="markers", showlegend=False,
+                                     marker=dict(color=colours[model], size=5, opacity=0.35),
+                                     customdata=g[["block", "head"]].to_numpy(),
+                                     hovertemplate="%{customdata[0]} head %{customdata[1]}: %{y:.2f} " + unit
+                                                   + "<extra>" + model + "</extra>"))
     for model, g in table.groupby("model", sort=False):
         probe = bool(g["probe"].any())
         fig.add_trace(go.Scatter(
@@ -211,13 +219,14 @@ def entropy_dependence_figure(table) -> go.Figure:
 def charts(df) -> None:
     """The four views, two by two, sized to sit on one 1440x900 screen."""
     table, profiles = per_block(df), offset_profiles(df)
+    heads = per_block(df, heads=True) if df["head"].notna().any() else None
     legend_strip(list(dict.fromkeys(df["model"])), set(df.loc[df["probe"], "model"]))
     cfg = {"displaylogo": False}
     left, right = st.columns(2, gap="medium")
     left.plotly_chart(distance_figure(table, "dist_space_px", "How far in space: mean attention distance per block",
-                                      "input px"), config=cfg, key="survey_space")
+                                      "input px", heads), config=cfg, key="survey_space")
     right.plotly_chart(distance_figure(table, "dist_time_frames", "How far in time: mean attention distance per block",
-                                       "frames"), config=cfg, key="survey_time")
+                                       "frames", heads), config=cfg, key="survey_time")
     left, right = st.columns(2, gap="medium")
     left.plotly_chart(offset_figure(profiles), config=cfg, key="survey_offsets")
     right.plotly_chart(entropy_dependence_figure(table), config=cfg, key="survey_entropy")
