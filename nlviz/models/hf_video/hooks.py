@@ -155,8 +155,8 @@ def _build(name: str, site: Site, lay: Layout, q: Tensor, k: Tensor, ctx: HookCo
                                f"fit the {t}x{h}x{w} grid")
         b = bp // (h * w)
 
-        def grid_order(x: Tensor) -> Tensor:  # (B*H*W, heads, T, d) -> (B, heads, T*H*W, d)
-            return x.reshape(b, h, w, heads, t, d).permute(0, 3, 4, 1, 2, 5).reshape(b, heads, t * h * w, d)
+        def grid_order(x: Tensor) -> Tensor:  # (B*H*W, heads, T, d) -> (B, heads, T*H*W, d), one copy
+            return x.unflatten(0, (b, h, w)).permute(0, 3, 4, 1, 2, 5).reshape(b, heads, t * h * w, d)
 
         return TokenCapture(q=ctx.keep(grid_order(q)), k=ctx.keep(grid_order(k)), rule=DividedRule("time"), **common)
     if site.kind == "divided_space":
@@ -166,11 +166,12 @@ def _build(name: str, site: Site, lay: Layout, q: Tensor, k: Tensor, ctx: HookCo
                                f"fit the {t}x{h}x{w} grid with {lay.cls} class token")
         b = bp // t
 
-        def grid_order(x: Tensor) -> Tensor:  # (B*T, heads, C + H*W, d) -> (B, heads, C*T + T*H*W, d)
-            x = x.reshape(b, t, heads, n_tok, d)
-            extra = x[:, :, :, :cls].permute(0, 2, 3, 1, 4).reshape(b, heads, cls * t, d)
-            patches = x[:, :, :, cls:].permute(0, 2, 1, 3, 4).reshape(b, heads, t * h * w, d)
-            return torch.cat([extra, patches], dim=2)
+        def grid_order(x: Tensor) -> Tensor:  # (B*T, heads, C + H*W, d) -> (B, heads, C*T + T*H*W, d), one copy
+            x = x.unflatten(0, (b, t))  # (B, T, heads, C + H*W, d), a view
+            out = x.new_empty((b, heads, cls * t + t * h * w, d))
+            out[:, :, :cls * t].view(b, heads, cls, t, d).copy_(x[:, :, :, :cls].permute(0, 2, 3, 1, 4))
+            out[:, :, cls * t:].view(b, heads, t, h * w, d).copy_(x[:, :, :, cls:].permute(0, 2, 1, 3, 4))
+            return out
 
         return TokenCapture(q=ctx.keep(grid_order(q)), k=ctx.keep(grid_order(k)), query_extra=cls * t,
                             key_extra=cls * t, extra_label="class token (per frame)" if cls else None,
@@ -209,8 +210,8 @@ def hook(name: str, module: nn.Module, ctx: HookContext) -> list:
             else:  # V-JEPA 2: rotate as the module's forward does, with its own functions
                 pos = module.get_position_ids(x, masks=pending.get("position_mask"))
                 q, k = module.apply_rotary_embeddings(q, pos), module.apply_rotary_embeddings(k, pos)
-        if site.fused:  # own copies of q and k only: the fused output also holds v
-            q, k = q.contiguous(), k.contiguous()
+        if site.fused and not site.kind.startswith("divided"):  # own copies of q and k only: the fused
+            q, k = q.contiguous(), k.contiguous()  # output also holds v (divided ones are copied in order)
         pending.clear()
         ctx.store(_build(name, site, lay, q, k, ctx))
 
