@@ -458,6 +458,17 @@ class HookContext:
         self._store_on = store_on
         self._cap = cap
         self._input_shape: tuple[int, int, int] | None = None
+        self._cleanups: list[Callable[[], None]] = []
+
+    def add_cleanup(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` when the capture ends (on its thread, also after an error): for state a hook
+        set up for the length of one module's forward (a forward that raises skips the hook that
+        would have undone it)."""
+        self._cleanups.append(fn)
+
+    def _cleanup(self) -> None:
+        while self._cleanups:
+            self._cleanups.pop()()
 
     def mine(self) -> bool:
         return threading.get_ident() == self._owner
@@ -619,9 +630,12 @@ def capture_attention(
     try:
         yield cap
     finally:
-        with _REGISTRATION_LOCK:
-            for h in handles:
-                h.remove()
+        try:
+            ctx._cleanup()
+        finally:
+            with _REGISTRATION_LOCK:
+                for h in handles:
+                    h.remove()
 
 
 @torch.no_grad()

@@ -410,3 +410,48 @@ def test_swin_window_box_is_where_a_row_is_not_zero():
             inside = torch.zeros(b.key_shape, dtype=torch.bool)
             inside[t0:t1, h0:h1, w0:w1] = True
             assert torch.equal(m[flat] > 0, inside), (name, cell)
+
+
+def test_swin_caught_and_recomputed_qk_agree_and_no_mode_is_left(monkeypatch):
+    from torch.overrides import _get_current_function_mode_stack
+
+    model = small_swin()
+    clip = torch.randn(1, 3, 6, 40, 44)
+    seen = []
+    original = tvv._ProjectionCatcher.__torch_function__
+
+    def counting(self, func, types, args=(), kwargs=None):
+        out = original(self, func, types, args, kwargs)
+        if func is F.linear and out is self.out:
+            seen.append(1)
+        return out
+
+    monkeypatch.setattr(tvv._ProjectionCatcher, "__torch_function__", counting)
+    with torch.no_grad():
+        _, caught = record(model, clip)
+        assert len(seen) == len(caught.blocks)  # every block's q/k came from the model's own projection
+        monkeypatch.setattr(tvv, "RECOMPUTE_SWIN_QK", True)
+        _, recomputed = record(model, clip)
+    for name in caught.blocks:
+        torch.testing.assert_close(caught[name].q, recomputed[name].q, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(caught[name].k, recomputed[name].k, atol=1e-5, rtol=1e-5)
+    assert not _get_current_function_mode_stack()
+    monkeypatch.setattr(tvv, "RECOMPUTE_SWIN_QK", False)
+
+    class Boom(RuntimeError):
+        pass
+
+    def fail(*_, **__):
+        raise Boom
+
+    h = model.features[0][0].mlp.register_forward_hook(fail)  # the forward dies after the first attention
+    try:
+        with pytest.raises(Boom), torch.no_grad():
+            record(model, clip)
+    finally:
+        h.remove()
+    assert not _get_current_function_mode_stack()
+    monkeypatch.setattr(tv_swin, "shifted_window_attention_3d", fail)  # dies inside the attention, mode entered
+    with pytest.raises(Boom), torch.no_grad():
+        record(model, clip)
+    assert not _get_current_function_mode_stack()

@@ -36,6 +36,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
 
 from ..capture import CaptureAdapter, CaptureError, HookContext, register_adapter
 from ..capture_tokens import AttentionRule, Terms, TokenCapture
@@ -459,6 +460,18 @@ class SwinWindowRule(AttentionRule):
             return torch.zeros_like(r)
         return (r >= p - w).long() + (r >= p - s).long()
 
+    def window_order(self) -> Tensor:
+        """(padded T*H*W,) long: for each padded grid position (T-major), its row in torchvision's
+        window partition (window n * window volume + in-window index i), after the roll."""
+        win, pad, shift = (torch.tensor(v) for v in (self.window, self.padded, self.shift))
+        pos = torch.stack(torch.meshgrid(*(torch.arange(int(p)) for p in self.padded), indexing="ij"), -1).reshape(-1, 3)
+        r = (pos - shift) % pad
+        nwin, a = r // win, r % win
+        counts = pad // win
+        n = (nwin[:, 0] * counts[1] + nwin[:, 1]) * counts[2] + nwin[:, 2]
+        i = (a[:, 0] * win[1] + a[:, 1]) * win[2] + a[:, 2]
+        return n * int(win.prod()) + i
+
     def window_box(self, cell) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
         """The grid cells the query at ``cell`` sees: half-open ranges ((t0, t1), (h0, h1), (w0, w1)).
 
@@ -517,38 +530,87 @@ class SwinWindowRule(AttentionRule):
             return _swin_mod()._get_relative_position_bias(self.table.detach(), self.index, list(self.window))[0]
 
 
+class _ProjectionCatcher(TorchFunctionMode):
+    """Keeps the output of the one ``F.linear`` call that uses ``weight`` (Swin applies its qkv
+    projection functionally, so no module hook sees it). Torch-function modes are per thread:
+    only the capturing thread's forward passes through it."""
+
+    def __init__(self, weight: Tensor) -> None:
+        super().__init__()
+        self.weight, self.out = weight, None
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if func is F.linear and self.out is None and len(args) > 1 and args[1] is self.weight:
+            self.out = out
+        return out
+
+
+RECOMPUTE_SWIN_QK = False  # True: always recompute q/k from the block's input (the fallback path)
+
+
 def _hook_swin(name: str, attn: nn.Module, ctx: HookContext) -> list:
+    """q and k of a Swin block: the model's own qkv output, caught while its forward runs and put
+    back from window order into grid order (one gather); recomputed from the block's input with
+    the module's weights if the call was not seen (another torchvision's code)."""
     swin = _swin_mod()
     heads = int(attn.num_heads)
+    state: dict[str, Any] = {}
+
+    def finish() -> None:  # leave the catcher's mode, whatever happened to the forward
+        mode = state.pop("mode", None)
+        if mode is not None:
+            mode.__exit__(None, None, None)
 
     def on_input(_m, args):
         if not ctx.mine():
             return
+        finish()
         x = args[0].detach()
         b, t, h, w, c = x.shape
         window, shift = swin._get_window_and_shift_size(list(attn.shift_size), [t, h, w], list(attn.window_size))
         pad = swin._compute_pad_size_3d((t, h, w), tuple(window))
-        xp = F.pad(x, (0, 0, 0, pad[2], 0, pad[1], 0, pad[0]))
-        padded = tuple(int(s) for s in xp.shape[1:4])
-        # q and k only (the first 2C rows of the projection): v is never needed for rows
-        bias = None if attn.qkv.bias is None else attn.qkv.bias[:2 * c]
-        qkv = F.linear(xp, attn.qkv.weight[:2 * c], bias).reshape(b, -1, 2, heads, c // heads)
-        rule = SwinWindowRule((t, h, w), padded, window, shift, attn.relative_position_bias_table,
-                              attn.relative_position_index)
-        real = rule.key_token >= rule.n_pad  # padded positions on the grid, in padded order
-        qkv = qkv.permute(2, 0, 3, 1, 4)  # (2, B, heads, N_padded, d)
-        if rule.n_pad:
-            q = qkv[0][:, :, real.to(qkv.device)]
-            k = torch.cat([qkv[1][:, :, ~real.to(qkv.device)], qkv[1][:, :, real.to(qkv.device)]], dim=2)
+        padded = (t + pad[0], h + pad[1], w + pad[2])
+        state.update(x=x, grid=(t, h, w), padded=padded, window=window, shift=shift)
+        if not RECOMPUTE_SWIN_QK:
+            mode = _ProjectionCatcher(attn.qkv.weight)
+            mode.__enter__()
+            state["mode"] = mode
+
+    def on_output(_m, args, out):
+        if not ctx.mine() or "x" not in state:
+            return
+        mode = state.get("mode")
+        finish()
+        x, (t, h, w), padded = state.pop("x"), state.pop("grid"), state.pop("padded")
+        b, c = x.shape[0], x.shape[-1]
+        rule = SwinWindowRule((t, h, w), padded, state.pop("window"), state.pop("shift"),
+                              attn.relative_position_bias_table, attn.relative_position_index)
+        n_pad = int(math.prod(padded))
+        caught = None if mode is None else mode.out
+        if caught is not None and tuple(caught.shape) == (b * n_pad // int(math.prod(rule.window)),
+                                                         int(math.prod(rule.window)), 3 * c):
+            # window order -> padded grid order, q and k only (v is never needed for rows)
+            qk = caught.detach().reshape(b, n_pad, 3 * c)[:, rule.window_order().to(caught.device), :2 * c]
         else:
-            q, k = qkv[0].contiguous(), qkv[1].contiguous()
-        del qkv
+            xp = F.pad(x, (0, 0, 0, padded[2] - w, 0, padded[1] - h, 0, padded[0] - t))
+            bias = None if attn.qkv.bias is None else attn.qkv.bias[:2 * c]
+            qk = F.linear(xp, attn.qkv.weight[:2 * c], bias).reshape(b, n_pad, 2 * c)
+        qk = qk.reshape(b, n_pad, 2, heads, c // heads).permute(2, 0, 3, 1, 4)  # (2, B, heads, N_padded, d)
+        real = (rule.key_token >= rule.n_pad).to(qk.device)  # padded positions on the grid, in padded order
+        if rule.n_pad:
+            q = qk[0][:, :, real]
+            k = torch.cat([qk[1][:, :, ~real], qk[1][:, :, real]], dim=2)
+        else:
+            q, k = qk[0].contiguous(), qk[1].contiguous()
+        del qk, caught
         ctx.store(TokenCapture(name=name, q=ctx.keep(q), k=ctx.keep(k), query_grid=(t, h, w), key_grid=(t, h, w),
                                input_shape=ctx.input_shape, scale=(c // heads) ** -0.5, query_extra=0,
                                key_extra=rule.n_pad, extra_label="padding" if rule.n_pad else None, rule=rule,
                                kind="window_attention"))
 
-    return [attn.register_forward_pre_hook(on_input)]
+    ctx.add_cleanup(finish)
+    return [attn.register_forward_pre_hook(on_input), attn.register_forward_hook(on_output)]
 
 
 def _hook(name: str, module: nn.Module, ctx: HookContext) -> list:
