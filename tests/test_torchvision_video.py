@@ -455,3 +455,10 @@ def test_swin_caught_and_recomputed_qk_agree_and_no_mode_is_left(monkeypatch):
     with pytest.raises(Boom), torch.no_grad():
         record(model, clip)
     assert not _get_current_function_mode_stack()
+
+
+def test_owns_keys_knows_torchvisions_state_dicts():
+    with torch.device("meta"):
+        for arch in ("mvit_v1_b", "swin3d_t"):
+            assert tvv.owns_keys(list(tvv.build(arch).state_dict()))
+    assert not tvv.owns_keys(["backbone.conv1.conv.weight", "cls_head.fc_cls.weight"])

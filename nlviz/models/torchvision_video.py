@@ -719,6 +719,14 @@ def load(entry, path: Path, options) -> nn.Module:
     return load_state_dict(model, state, entry.arch).eval()
 
 
+def owns_keys(keys: list[str]) -> bool:
+    """Whether a checkpoint's tensor names are torchvision's MViT or Swin3D (its own state dict)."""
+    keys = set(keys)
+    mvit = "pos_encoding.class_token" in keys and "conv_proj.weight" in keys
+    swin = "patch_embed.proj.weight" in keys and any(k.endswith("attn.relative_position_bias_table") for k in keys)
+    return mvit or swin
+
+
 def describe(arch: str) -> dict:
     cfg, spec = ARCHS[arch]()
     return {"model": _TITLES[arch], "builder": f"torchvision.models.video.{arch}", "clip": f"{spec.num_frames}x{spec.stride}",
@@ -738,12 +746,13 @@ FAMILY = Family(
     blocks=blocks,
     entries=entries,
     load=load,
+    owns_keys=owns_keys,
     describe=describe,
     default_block=default_block,
 )
 
 __all__ = [
     "ADAPTER", "ARCHS", "ARCH_NAMES", "ClipLengthError", "FAMILY", "MViTRelPosRule", "SwinWindowRule",
-    "TorchvisionVideoConfig", "blocks", "build", "check_clip", "default_block", "entries", "load", "spec_of",
+    "TorchvisionVideoConfig", "blocks", "build", "check_clip", "default_block", "entries", "load", "owns_keys", "spec_of",
     "weights_enum",
 ]
