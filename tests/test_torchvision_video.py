@@ -462,3 +462,38 @@ def test_owns_keys_knows_torchvisions_state_dicts():
         for arch in ("mvit_v1_b", "swin3d_t"):
             assert tvv.owns_keys(list(tvv.build(arch).state_dict()))
     assert not tvv.owns_keys(["backbone.conv1.conv.weight", "cls_head.fc_cls.weight"])
+
+
+def test_a_zoo_entry_loads_through_the_resolver_from_its_cached_file(tmp_path):
+    """The zoo's fetch (the file already in the cache, its hash prefix checked) and the family's
+    load, through nlviz.resolve.load: no network."""
+    import dataclasses
+    import hashlib
+
+    from nlviz import resolve, zoo
+
+    torch.manual_seed(0)
+    src = tvv.build("swin3d_t", num_classes=7)
+    path = tmp_path / "weights.pth"
+    torch.save(src.state_dict(), path)
+    prefix = hashlib.sha256(path.read_bytes()).hexdigest()[:8]
+    path.rename(tmp_path / f"swin3d_t_test-{prefix}.pth")
+    base = {e.arch: e for e in tvv.entries()}["swin3d_t"]
+    entry = dataclasses.replace(base, name="swin3d_t.nlviz_test_local", filename=f"swin3d_t_test-{prefix}.pth",
+                                hash_prefix=prefix, num_classes=7)
+    zoo.register(entry, replace_existing=True)
+    try:
+        lm = resolve.load(entry.name, dest_dir=tmp_path)
+        assert lm.arch == "swin3d_t" and lm.family.name == "torchvision_video" and lm.spec == base.spec
+        assert [b.name for b in lm.blocks][:2] == ["features.0.0.attn", "features.0.1.attn"]
+        assert lm.default_block == "features.0.1.attn"
+        for k, v in src.state_dict().items():
+            assert torch.equal(lm.model.state_dict()[k], v)
+        bad = dataclasses.replace(entry, name="swin3d_t.nlviz_test_bad", hash_prefix="0" * 8)
+        zoo.register(bad, replace_existing=True)
+        with pytest.raises(Exception, match="sha256"):
+            resolve.load(bad.name, dest_dir=tmp_path)
+    finally:
+        with zoo._lock:
+            zoo._REGISTRY.pop(entry.name, None)
+            zoo._REGISTRY.pop("swin3d_t.nlviz_test_bad", None)
