@@ -28,8 +28,10 @@ The header says what the view is and where each section lies: ``sections[name] =
   padding) first. Rule "mvit_rel_pos" adds ``rel_t`` / ``rel_h`` / ``rel_w`` (float32, (query
   size, key size, d) per axis: MViT v2's decomposed relative position tables); rule
   "swin_window" adds ``key_token`` (int32, (padded T*H*W,)): the key token of each padded
-  position, and ``rel_bias`` (float32, (heads, M, M)): the window's relative position bias, with
-  the window, shift and padded grid in ``tokens``. A row is each head's softmax over all key
+  position, ``rel_table`` (float32, (L, heads)) and ``rel_index`` (int32, (M, M)): the window's
+  relative position bias of in-window query i on key j is rel_table[rel_index[i, j], head] (the
+  module's table and index, cut to the window's volume as torchvision cuts it), with the window,
+  shift and padded grid in ``tokens``. A row is each head's softmax over all key
   tokens, averaged over the heads the page picks (the control's ``heads``), the extra tokens'
   share reported beside the map;
 - ``lut_seq`` and ``lut_div`` (uint8, (256, 3)): the colour maps, inferno for [0, max] scales and
@@ -85,8 +87,13 @@ def _token_rule(b) -> str | None:
     return None
 
 
-def _swin_bias(b) -> np.ndarray:
-    return np.ascontiguousarray(b.rule.full_bias().float().cpu().numpy())
+def _swin_bias(b) -> tuple[np.ndarray, np.ndarray]:
+    """The window bias as torchvision stores it: its table (L, heads) and the (M, M) index into it
+    (the module's index cut to the window's volume, as ``_get_relative_position_bias`` cuts it)."""
+    vol = int(np.prod(b.rule.window))
+    table = b.rule.table.detach().float().cpu().numpy()
+    index = b.rule.index[:vol, :vol].cpu().numpy().astype(np.int32)
+    return np.ascontiguousarray(table), np.ascontiguousarray(index)
 
 
 def _token_extra_bytes(b) -> int:
@@ -95,7 +102,7 @@ def _token_extra_bytes(b) -> int:
         return int(b.rule.nbytes)
     if rule == "swin_window":
         m = int(np.prod(b.rule.window))
-        return 4 * (int(np.prod(b.rule.padded)) + b.num_heads * m * m)
+        return 4 * (int(np.prod(b.rule.padded)) + m * m + int(b.rule.table.numel()))
     return 0
 
 
@@ -278,7 +285,7 @@ def _token_arrays(b, rule: str) -> dict[str, np.ndarray]:
             out[f"rel_{axis}"] = np.ascontiguousarray(getattr(b.rule, f"r_{axis}").float().cpu().numpy())
     elif rule == "swin_window":
         out["key_token"] = b.rule.key_token.numpy().astype(np.int32)
-        out["rel_bias"] = _swin_bias(b)
+        out["rel_table"], out["rel_index"] = _swin_bias(b)
     return out
 
 

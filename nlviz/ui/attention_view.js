@@ -164,7 +164,8 @@ function tokenRowAll(view, cell) {
     const logits = new Float64Array(M), part = new Float64Array(M);
     for (const hh of heads) {
       for (let j = 0; j < M; j++) {
-        logits[j] = h.scale * dot(th, qi * C + hh * d, ph, keys[j] * C + hh * d, d) + a.rel_bias[(hh * M + iq) * M + j];
+        logits[j] = h.scale * dot(th, qi * C + hh * d, ph, keys[j] * C + hh * d, d)
+          + a.rel_table[a.rel_index[iq * M + j] * tk.heads + hh];
       }
       part.fill(0);
       addSoftmax(part, logits, ok, 1 / heads.length);
