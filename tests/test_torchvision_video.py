@@ -497,3 +497,34 @@ def test_a_zoo_entry_loads_through_the_resolver_from_its_cached_file(tmp_path):
         with zoo._lock:
             zoo._REGISTRY.pop(entry.name, None)
             zoo._REGISTRY.pop("swin3d_t.nlviz_test_bad", None)
+
+
+def test_threads_capturing_one_shared_swin_and_mvit_get_their_own_rows():
+    import threading
+
+    for model, shapes in ((small_swin(), [(6, 40, 44), (4, 32, 32), (6, 24, 48)]),
+                          (small_mvit(), [(8, 32, 32)] * 3)):
+        clips = [torch.randn(1, 3, *s, generator=torch.Generator().manual_seed(i)) for i, s in enumerate(shapes)]
+        with torch.no_grad():
+            want = [record(model, c)[1] for c in clips]
+        got, errors = {}, []
+
+        def run(i):
+            try:
+                for _ in range(2):
+                    with torch.no_grad():
+                        got[i] = record(model, clips[i])[1]
+            except Exception as e:  # pragma: no cover - reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(len(clips))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors
+        for i, cap in got.items():
+            assert cap.blocks == want[i].blocks
+            for name in cap.blocks:
+                torch.testing.assert_close(cap[name].q, want[i][name].q, atol=1e-5, rtol=1e-5)
+                torch.testing.assert_close(cap[name].k, want[i][name].k, atol=1e-5, rtol=1e-5)
