@@ -138,10 +138,11 @@ def _check_mvit(model, clip, queries=None):
         torch.testing.assert_close(out[0], seen[name + "#out"][0], atol=1e-5, rtol=1e-5)  # the wrapper is the model
         b = cap[name]
         assert isinstance(b, TokenCapture) and b.num_heads == attn.num_heads and b.extra_label == "class token"
-        assert b.query_shape == tuple(out[1]) and ref.shape[2] == 1 + b.flat_query(tuple(s - 1 for s in b.query_shape)) + 1
+        assert b.query_shape == tuple(out[1])
+        assert ref.shape[2] == 1 + b.flat_query(tuple(s - 1 for s in b.query_shape)) + 1
         n_tok = ref.shape[2]
-        tokens = torch.arange(n_tok) if queries is None else torch.unique(torch.cat(
-            [torch.tensor([0, n_tok - 1]), torch.randint(0, n_tok, (queries,), generator=torch.Generator().manual_seed(0))]))
+        sample = torch.randint(0, n_tok, (queries or 1,), generator=torch.Generator().manual_seed(0))
+        tokens = torch.arange(n_tok) if queries is None else torch.unique(torch.cat([torch.tensor([0, n_tok - 1]), sample]))
         got = b.token_probs(tokens, per_head=True)
         torch.testing.assert_close(got, ref[0][:, tokens], atol=ATOL, rtol=0)  # class token row and column included
         torch.testing.assert_close(b.token_probs(tokens), ref[0][:, tokens].mean(0), atol=ATOL, rtol=0)
@@ -271,7 +272,8 @@ def test_specs_and_entries_come_from_torchvisions_weight_enums():
     assert sorted(entries) == sorted(tvv.ARCH_NAMES)
     e = entries["mvit_v2_s"]
     assert e.url == w.url and e.filename == "mvit_v2_s-ae3be167.pth" and e.hash_prefix == "ae3be167"
-    assert e.source == "torchvision" and e.file_format == "torch" and e.top1 == w.meta["_metrics"]["Kinetics-400"]["acc@1"]
+    assert e.source == "torchvision" and e.file_format == "torch"
+    assert e.top1 == w.meta["_metrics"]["Kinetics-400"]["acc@1"]
     assert tvv.FAMILY.name == "torchvision_video" and set(tvv.FAMILY.archs) == set(tvv.ARCH_NAMES)
 
 

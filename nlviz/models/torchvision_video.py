@@ -464,7 +464,8 @@ class SwinWindowRule(AttentionRule):
         """(padded T*H*W,) long: for each padded grid position (T-major), its row in torchvision's
         window partition (window n * window volume + in-window index i), after the roll."""
         win, pad, shift = (torch.tensor(v) for v in (self.window, self.padded, self.shift))
-        pos = torch.stack(torch.meshgrid(*(torch.arange(int(p)) for p in self.padded), indexing="ij"), -1).reshape(-1, 3)
+        pos = torch.stack(torch.meshgrid(*(torch.arange(int(p)) for p in self.padded), indexing="ij"), -1)
+        pos = pos.reshape(-1, 3)
         r = (pos - shift) % pad
         nwin, a = r // win, r % win
         counts = pad // win
@@ -503,7 +504,8 @@ class SwinWindowRule(AttentionRule):
         start = (rolled // win) * win  # window origin, rolled coords
         a_q = rolled % win  # in-window coords of the query
         # every position of the window, in-window order (T-major), as torchvision partitions it
-        off = torch.stack(torch.meshgrid(*(torch.arange(int(s)) for s in self.window), indexing="ij"), -1).reshape(-1, 3)
+        off = torch.stack(torch.meshgrid(*(torch.arange(int(s)) for s in self.window), indexing="ij"), -1)
+        off = off.reshape(-1, 3)
         r_k = start[:, None, :] + off[None]  # (Q, M, 3) rolled coords of the window's keys
         p_k = (r_k + shift) % pad  # their padded-grid coords
         tp, hp, wp = self.padded
@@ -729,8 +731,9 @@ def owns_keys(keys: list[str]) -> bool:
 
 def describe(arch: str) -> dict:
     cfg, spec = ARCHS[arch]()
-    return {"model": _TITLES[arch], "builder": f"torchvision.models.video.{arch}", "clip": f"{spec.num_frames}x{spec.stride}",
-            "crop": spec.crop_size, "weights": f"{_WEIGHTS_ENUM[arch]}.KINETICS400_V1"}
+    return {"model": _TITLES[arch], "builder": f"torchvision.models.video.{arch}",
+            "clip": f"{spec.num_frames}x{spec.stride}", "crop": spec.crop_size,
+            "weights": f"{_WEIGHTS_ENUM[arch]}.KINETICS400_V1"}
 
 
 # capture finds and hooks these models' attention once this module is imported
@@ -753,6 +756,6 @@ FAMILY = Family(
 
 __all__ = [
     "ADAPTER", "ARCHS", "ARCH_NAMES", "ClipLengthError", "FAMILY", "MViTRelPosRule", "SwinWindowRule",
-    "TorchvisionVideoConfig", "blocks", "build", "check_clip", "default_block", "entries", "load", "owns_keys", "spec_of",
-    "weights_enum",
+    "TorchvisionVideoConfig", "blocks", "build", "check_clip", "default_block", "entries", "load", "owns_keys",
+    "spec_of", "weights_enum",
 ]
