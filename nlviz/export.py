@@ -177,7 +177,9 @@ class ViewSpec:
     ``model``: a zoo name or a checkpoint path; ``video``: ``sample:<name>`` or a path; the two
     sha256 say which files exactly. ``sampling``: the fields of :class:`~nlviz.explore.Sampling`.
     ``frame``, ``x``, ``y``: the query in displayed-frame pixels. ``pairwise``: the block's
-    pairwise function, recorded for the reader (and checked by :func:`reproduce`).
+    pairwise function, recorded for the reader (and checked by :func:`reproduce`). ``head``: the
+    attention head shown, for a multi-head block (None, and absent from older specs: the mean
+    over heads, as a one-head block has it).
     """
 
     model: str
@@ -191,6 +193,7 @@ class ViewSpec:
     block: str
     pairwise: str | None
     version: int = SPEC_VERSION
+    head: int | None = None
 
     def __post_init__(self) -> None:
         _check(_is_int(self.version), f"'version' must be an integer, got {self.version!r}")
@@ -211,6 +214,8 @@ class ViewSpec:
             object.__setattr__(self, name, float(v))
         _check(self.pairwise is None or isinstance(self.pairwise, str),
                f"'pairwise' must be a string or null, got {self.pairwise!r}")
+        _check(self.head is None or (_is_int(self.head) and self.head >= 0),
+               f"'head' must be an integer >= 0 or null, got {self.head!r}")
 
     def to_json(self, indent: int | None = 2) -> str:
         """The spec as JSON text (every field, ``version`` included)."""
@@ -225,7 +230,7 @@ class ViewSpec:
             raise ViewSpecError(f"a view spec must be JSON: {e}") from None
         _check(isinstance(data, dict), f"a view spec must be a JSON object, got {type(data).__name__}")
         names = [f.name for f in fields(cls)]
-        missing = [n for n in names if n not in data]
+        missing = [n for n in names if n not in data and n not in OPTIONAL_SPEC_FIELDS]
         _check(not missing, f"view spec lacks field(s): {', '.join(missing)}")
         unknown = sorted(set(data) - set(names))
         _check(not unknown, f"view spec has unknown field(s): {', '.join(unknown)}")
@@ -236,9 +241,12 @@ class ViewSpec:
         return Sampling(**self.sampling)
 
 
+OPTIONAL_SPEC_FIELDS = ("head",)  # fields a spec may leave out (written by older nlviz): their defaults hold
+
+
 def view_spec(
     model: str | Path, video: str | Path, sampling: Sampling, block: str, frame: int, x: float, y: float,
-    pairwise: str | None = None,
+    pairwise: str | None = None, head: int | None = None,
 ) -> ViewSpec:
     """A spec for a view, hashing the model's checkpoint and the video (``sample:<name>`` or a path)."""
     return ViewSpec(
@@ -252,6 +260,7 @@ def view_spec(
         y=float(y),
         block=block,
         pairwise=pairwise,
+        head=None if head is None else int(head),
     )
 
 
@@ -290,7 +299,8 @@ def reproduce(spec: ViewSpec, *, verify: bool = True, thumb_width: int = 192) ->
     actual_pairwise = analysis.capture[spec.block].pairwise
     if verify and spec.pairwise is not None and actual_pairwise != spec.pairwise:
         raise ExportError(f"block {spec.block} uses {actual_pairwise}, the spec says {spec.pairwise}")
-    view = query_view(analysis.capture, analysis.clip, spec.block, spec.frame, spec.x, spec.y, thumbs=analysis.thumbs)
+    capture = analysis.capture if spec.head is None else analysis.capture.with_heads({spec.block: spec.head})
+    view = query_view(capture, analysis.clip, spec.block, spec.frame, spec.x, spec.y, thumbs=analysis.thumbs)
     return view, analysis
 
 

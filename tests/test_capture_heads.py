@@ -316,3 +316,19 @@ def test_stats_and_query_view_take_a_head_bound_block():
     hb = Capture({"blk": b}).with_heads({"blk": 1})["blk"]
     s_mean, s_one = stats.block_stats(b, queries=None), stats.block_stats(hb, queries=None)
     assert s_one.num_queries == s_mean.num_queries == 24 and s_one.entropy != s_mean.entropy
+
+
+def test_view_specs_carry_the_head_and_older_specs_still_read():
+    import json
+
+    from nlviz.export import ViewSpec, ViewSpecError
+
+    base = dict(model="m", checkpoint_sha256="a" * 64, video="sample:x", video_sha256="b" * 64,
+                sampling={}, frame=1, x=2.0, y=3.0, block="blocks.1.attn", pairwise="embedded_gaussian", version=1)
+    old = ViewSpec.from_json(json.dumps(base))  # written before heads: the mean
+    assert old.head is None
+    spec = ViewSpec.from_json(json.dumps({**base, "head": 3}))
+    assert spec.head == 3 and json.loads(spec.to_json())["head"] == 3
+    for bad in (-1, 1.5, "2", True):
+        with pytest.raises(ViewSpecError, match="head"):
+            ViewSpec.from_json(json.dumps({**base, "head": bad}))

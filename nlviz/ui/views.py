@@ -268,7 +268,7 @@ def all_blocks(analysis: Analysis, query: Query, *, hide_own: int | None = None,
                              f"{extra_words(analysis, b.name, v.cell)}")
 
 
-def _spec_for(model_name: str, video: VideoChoice, sampling: Sampling, view, query: Query):
+def _spec_for(model_name: str, video: VideoChoice, sampling: Sampling, view, query: Query, head: int | None = None):
     """The JSON view spec of what is on screen (hashes computed only when asked for)."""
     from dataclasses import asdict
 
@@ -277,10 +277,11 @@ def _spec_for(model_name: str, video: VideoChoice, sampling: Sampling, view, que
 
     model = model_name[len(FILE_PREFIX):] if is_file(model_name) else model_name
     if video.path is not None:
-        return view_spec(model, video.video_id, sampling, view.block, query.frame, query.x, query.y, view.pairwise)
+        return view_spec(model, video.video_id, sampling, view.block, query.frame, query.x, query.y, view.pairwise,
+                         head=head)
     return ViewSpec(model=model, checkpoint_sha256=checkpoint_sha256(model), video=video.label,
                     video_sha256=video_sha256(video.data), sampling=asdict(sampling), frame=query.frame,
-                    x=query.x, y=query.y, block=view.block, pairwise=view.pairwise)
+                    x=query.x, y=query.y, block=view.block, pairwise=view.pairwise, head=head)
 
 
 def export_buttons(model_name: str, video: VideoChoice, sampling: Sampling, analysis: Analysis, view,
@@ -305,7 +306,8 @@ def export_buttons(model_name: str, video: VideoChoice, sampling: Sampling, anal
                              key="export_npy", on_click="ignore",
                              help=f"The weights over the key grid, float32 of shape {view.row.shape} (T', H', W').")
         c[4].download_button("View spec (JSON)",
-                             lambda: export.spec_json(_spec_for(model_name, video, sampling, view, query)),
+                             lambda: export.spec_json(_spec_for(model_name, video, sampling, view, query,
+                                                                  head=picked_head(analysis, view.block))),
                              f"{stem}.json", "application/json", key="export_json", on_click="ignore",
                              help="Model and video (with their sha256), sampling, frame, pixel and block: "
                                   "`nlviz.export.reproduce` recomputes this view from it.")
