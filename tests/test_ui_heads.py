@@ -38,10 +38,12 @@ def _script(tests_dir: str, kind: str = "mvit") -> None:
         lm = LoadedModel(name=f"tiny_{kind}", model=model, spec=spec, family=tvv.FAMILY, arch=arch)
         return analyze(lm, next(iter(bundled_samples().values())))
 
+    ui.restore_view()
     analysis = get(kind)
     block = ui.block_picker(analysis)
     query = ui.query_state(analysis)
     ui.query_inputs(analysis)
+    ui.write_view(f"tiny_{kind}", None, query, block)
     view = ui.query_view_or_error(analysis, block, query)
     if view is not None:
         ui.attention_strip(analysis, view, query)
@@ -96,3 +98,18 @@ def test_swin_strip_draws_the_window_and_names_it():
     assert _select(at, "Head").options[0] == "mean of 2 heads"
     caption = " ".join(c.value for c in at.caption)
     assert "Blue box: the query's window" in caption
+
+
+def test_the_address_holds_the_head_and_a_link_reopens_it():
+    at = AppTest.from_function(_script, args=(TESTS,), default_timeout=TIMEOUT)
+    at.run()
+    assert "head" not in at.query_params  # the mean: nothing to say
+    _select(at, "Head").set_value(1).run()
+    assert at.query_params["head"] == ["1"] or at.query_params["head"] == "1"
+    link = AppTest.from_function(_script, args=(TESTS,), default_timeout=TIMEOUT)
+    link.query_params["head"] = "1"
+    link.query_params["block"] = "blocks.1.attn"
+    link.run()
+    assert not link.exception
+    assert _select(link, "Head").value == 1
+    assert any("(head 1 of 2)" in h.value for h in link.subheader)

@@ -1,6 +1,7 @@
 """The view in the page's URL: a link opens the same model, video, frame, pixel and block.
 
     ?model=demo.embedded_gaussian&video=synthetic_11&frame=8&x=31.5&y=40.0&block=res3.1.nl
+    (a multi-head block's picked head adds &head=2; none: the mean over heads)
     ?models=demo.gaussian,demo.dot_product&video=synthetic_11&frame=8&x=31.5&y=40.0   (Compare)
     ?model=i3d_inception.kinetics400_probe@tau=0.2&video=bigbuckbunny&...           (probe settings)
     ...&view=server                              (the server-drawn strip instead of the hover view)
@@ -55,6 +56,9 @@ def restore_view(*, model_key: str = "model", video_key: str = "video") -> None:
             ss[key] = value
     if qp.get("block"):
         ss["block"] = qp.get("block")
+    head = _number(qp.get("head"), int)
+    if head is not None and head >= 0:  # the head picker falls back to the mean if the block has no such head
+        ss["block_head"] = int(head)
     if qp.get("reverse") in ("1", "true"):
         ss["reverse"] = True
     if qp.get("view") in ("server", "hover"):
@@ -70,6 +74,9 @@ def write_view(model: str, video, query, block: str | None, **extra: str) -> dic
         params.update(frame=str(query.frame), x=f"{query.x:.1f}", y=f"{query.y:.1f}")
     if block:
         params["block"] = block
+        head = st.session_state.get("block_head")  # a multi-head block's picked head (absent: the mean)
+        if isinstance(head, int) and not isinstance(head, bool):
+            params["head"] = str(head)
     params.update({k: v for k, v in extra.items() if v})
     if st.query_params.to_dict() != params:
         st.query_params.from_dict(params)
