@@ -70,11 +70,17 @@ CITATIONS = {
     "swin3d": "Ze Liu, Jia Ning, Yue Cao, Yixuan Wei, Zheng Zhang, Stephen Lin, Han Hu. Video Swin Transformer. "
               "CVPR 2022. arXiv:2106.13230",
 }
-TORCHVISION_LICENSE = (
-    "BSD-3-Clause (torchvision's code); the weights were ported by torchvision from the papers' releases "
-    "(MViT: Apache-2.0, PySlowFast/pytorchvideo; Video Swin: Apache-2.0) and trained on Kinetics-400, "
-    "whose videos keep their own terms"
-)
+_WEIGHT_ORIGIN = {  # whose release torchvision ported each model's weights from (its meta's recipe)
+    "mvit": "facebookresearch/pytorchvideo",
+    "mvit_v2": "facebookresearch/SlowFast",
+    "swin3d": "SwinTransformer/Video-Swin-Transformer",
+}
+
+
+def license_of(family: str) -> str:
+    """The terms of a torchvision video model's weights, as the app shows them."""
+    return (f"Apache-2.0 (the weights of {_WEIGHT_ORIGIN[family]}, ported by torchvision; torchvision's code is "
+            "BSD-3-Clause); trained on Kinetics-400, whose videos keep their own terms")
 
 
 def _tv():
@@ -680,7 +686,7 @@ def _entry(arch: str):
         top5=metrics.get("acc@5"),
         eval_set=f"Kinetics-400 val, video level (torchvision): {doc.split('parameters', 1)[-1].strip(' .')}"
         if "parameters" in doc else "Kinetics-400 val (torchvision)",
-        license=TORCHVISION_LICENSE,
+        license=license_of(family),
         citation=CITATIONS[family],
         page=str(w.meta.get("recipe", "https://pytorch.org/vision/stable/models.html#video-classification")),
         notes=f"{_TITLES[arch]}, torchvision's {_WEIGHTS_ENUM[arch]}.KINETICS400_V1 "
