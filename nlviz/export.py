@@ -426,9 +426,10 @@ def spec_json(spec: ViewSpec) -> bytes:
 # ----------------------------------------------------------------------------- files
 
 
-def export_stem(block: str, frame: int, x: float, y: float) -> str:
-    """File name stem of a view's exports: ``<block>_f<frame>_x<x>_y<y>``."""
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", block)
+def export_stem(block: str, frame: int, x: float, y: float, head: int | None = None) -> str:
+    """File name stem of a view's exports: ``<block>_f<frame>_x<x>_y<y>`` (``_h<head>`` after the
+    block for one head of a multi-head block)."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", block) + ("" if head is None else f"_h{int(head)}")
     return f"{safe}_f{int(frame)}_x{x:g}_y{y:g}"
 
 
@@ -451,7 +452,7 @@ def write_exports(
         raise ValueError(f"the spec is for block {spec.block}, the view for {view.block}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    stem = export_stem(view.block, spec.frame, spec.x, spec.y)
+    stem = export_stem(view.block, spec.frame, spec.x, spec.y, spec.head)
     marker = query_marker(analysis, view, spec.frame, spec.x, spec.y)
     written: dict[str, Path] = {}
     for fmt in formats:

@@ -4,6 +4,7 @@ against a plain softmax, the rules (bias, divided space/time), and a capture ada
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 import torch
@@ -332,3 +333,21 @@ def test_view_specs_carry_the_head_and_older_specs_still_read():
     for bad in (-1, 1.5, "2", True):
         with pytest.raises(ViewSpecError, match="head"):
             ViewSpec.from_json(json.dumps({**base, "head": bad}))
+
+
+def test_attend_takes_a_head_and_says_when_a_block_has_none(tmp_path, capsys):
+    from nlviz import cli
+    from nlviz.export import export_stem
+    from nlviz.samples import bundled_samples
+
+    video = "sample:" + next(n for n in bundled_samples() if n.startswith("synthetic_"))
+    code = cli.main(["attend", video, "--model", "demo.gaussian", "--block", "res3.0.nl", "--head", "1",
+                     "--frame", "8", "--xy", "32.5", "20.5", "--out", str(tmp_path), "--formats", "json"])
+    err = capsys.readouterr().err
+    assert code == 2 and "has 1 head: no head 1" in err
+    code = cli.main(["attend", video, "--model", "demo.gaussian", "--head", "0", "--frame", "8",
+                     "--xy", "32.5", "20.5", "--out", str(tmp_path), "--formats", "json"])
+    out, err = capsys.readouterr()
+    assert code == 0 and "its files show the mean" in err
+    assert all("_h" not in Path(line).name for line in out.split())  # one-head blocks: the usual names
+    assert export_stem("blocks.1.attn", 3, 1.5, 2.0, head=2) == "blocks.1.attn_h2_f3_x1.5_y2"

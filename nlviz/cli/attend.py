@@ -37,6 +37,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=DEFAULT_MODEL,
                         help=f"zoo name or checkpoint file (default {DEFAULT_MODEL}; `nlviz zoo` lists names)")
     parser.add_argument("--block", help="only this non-local block (default: every block, one set of files each)")
+    parser.add_argument("--head", type=int, default=None,
+                        help="one attention head of multi-head blocks (default: the mean over heads); blocks "
+                             "without that head show the mean, and files of one head are named <block>_h<head>_...")
     parser.add_argument("--formats", default=ALL_FORMATS, help=f"comma-separated (default {ALL_FORMATS})")
     parser.add_argument("--fps", type=float, default=4.0, help="frames per second of the gif/mp4 (default 4)")
     configure_query(parser, width=192)
@@ -70,9 +73,18 @@ def main(args: argparse.Namespace) -> int:
           f"pixel ({x:g}, {y:g})", file=sys.stderr)
     if analysis.note:
         print(f"note: {analysis.note}", file=sys.stderr)
+    if args.head is not None and args.head < 0:
+        raise CommandError(f"--head must be 0 or more, got {args.head}")
     for block in [args.block] if args.block else blocks:
-        view = query_view(analysis.capture, clip, block, frame, x, y, thumbs=analysis.thumbs)
-        spec = view_spec(model_name, video_name, sampling, block, frame, x, y, view.pairwise)
+        heads = int(getattr(analysis.capture[block], "num_heads", 1))
+        head = args.head if args.head is not None and args.head < heads and heads > 1 else None
+        if args.head is not None and head is None:
+            if args.block:
+                raise CommandError(f"block {block} has {heads} head{'s' * (heads > 1)}: no head {args.head}")
+            print(f"note: {block} has {heads} head{'s' * (heads > 1)}: its files show the mean", file=sys.stderr)
+        capture = analysis.capture if head is None else analysis.capture.with_heads({block: head})
+        view = query_view(capture, clip, block, frame, x, y, thumbs=analysis.thumbs)
+        spec = view_spec(model_name, video_name, sampling, block, frame, x, y, view.pairwise, head=head)
         for path in write_exports(args.out, analysis, view, spec, formats=formats, fps=args.fps).values():
             print(path)
     return 0
