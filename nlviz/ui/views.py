@@ -292,7 +292,7 @@ def export_buttons(model_name: str, video: VideoChoice, sampling: Sampling, anal
     """
     from .. import export
 
-    stem = export.export_stem(view.block, query.frame, query.x, query.y)
+    stem = export.export_stem(view.block, query.frame, query.x, query.y, picked_head(analysis, view.block))
     marker = export.query_marker(analysis, view, query.frame, query.x, query.y)
     with st.expander("Export this view", expanded=False):
         c = st.columns(5)
