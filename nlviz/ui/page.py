@@ -11,7 +11,8 @@ from .models import REAL_MODEL, model_info
 
 
 PAGES = (("app.py", "Explore", ":material/ads_click:"), ("pages/1_Compare.py", "Compare", ":material/view_column:"),
-         ("pages/2_Models.py", "Models", ":material/deployed_code:"))
+         ("pages/2_Models.py", "Models", ":material/deployed_code:"),
+         ("pages/3_Survey.py", "Survey", ":material/query_stats:"))
 
 
 _COMPACT = ("<style>[data-testid='stMainBlockContainer'] { padding-top: 3.9rem; padding-left: 2rem; "
