@@ -286,8 +286,14 @@ def test_build_meta_and_block_tables_for_every_arch():
     with torch.device("meta"):
         assert len(tvv.blocks(tvv.build("mvit_v2_s"))) == 16
         assert len(tvv.blocks(tvv.build("swin3d_t"))) == 12
-    with pytest.raises(TypeError, match="unknown override"):
+    with pytest.raises(TypeError, match="cannot change"):
         tvv.build("swin3d_t", pairwise="gaussian")
+    with pytest.raises(TypeError, match="unknown override"):
+        tvv.build("swin3d_t", depth=3)
+    entry = {e.arch: e for e in tvv.entries()}["mvit_v2_s"]
+    assert entry.pairwise == "embedded_gaussian"  # the app lists models with attention by it
+    with torch.device("meta"):
+        assert tvv.build("mvit_v2_s", **entry.build_kwargs()).spec == entry.spec
 
 
 def test_mvit_clip_of_the_wrong_length_is_refused_with_how():

@@ -113,3 +113,55 @@ def test_the_address_holds_the_head_and_a_link_reopens_it():
     assert not link.exception
     assert _select(link, "Head").value == 1
     assert any("(head 1 of 2)" in h.value for h in link.subheader)
+
+
+@pytest.mark.slow
+def test_the_explore_page_on_a_cached_torchvision_model(tmp_path, monkeypatch):
+    """app.py itself on MViT-v2-S (random weights, as a zoo entry whose file is in the cache): the
+    model is offered, the page opens on the family's default block with the head picker, the
+    class token's share is given, and picking a head changes the strip."""
+    import dataclasses
+    import hashlib
+
+    import torch
+
+    from nlviz import zoo
+    from nlviz.models import torchvision_video as tvv
+
+    monkeypatch.setenv("NLVIZ_CACHE", str(tmp_path))
+    cache = tmp_path / "checkpoints"
+    cache.mkdir()
+    torch.manual_seed(0)
+    path = cache / "weights.pth"
+    torch.save(tvv.build("mvit_v2_s").state_dict(), path)
+    prefix = hashlib.sha256(path.read_bytes()).hexdigest()[:8]
+    base = {e.arch: e for e in tvv.entries()}["mvit_v2_s"]
+    entry = dataclasses.replace(base, name="mvit_v2_s.nlviz_test_random", filename=f"mvit_v2_s_test-{prefix}.pth",
+                                hash_prefix=prefix)
+    path.rename(cache / entry.filename)
+    zoo.register(entry, replace_existing=True)
+    try:
+        from nlviz import ui
+
+        assert entry.name in ui.model_options()
+        app = AppTest.from_file(str(Path(TESTS).parent / "app.py"), default_timeout=300)
+        app.query_params["model"] = entry.name
+        app.run()
+        assert not app.exception, app.exception
+        assert not app.error, [e.value for e in app.error]
+        assert _select(app, "Attention block").value == "blocks.1.attn"
+        head = _select(app, "Head")
+        assert head.value == "mean" and len(head.options) == 3
+        assert any("(mean of 2 heads)" in h.value for h in app.subheader)
+        assert "class token gets" in " ".join(c.value for c in app.caption)
+        from test_app import strip
+
+        before = strip(app)
+        assert len(before) == 16  # every frame of the 16-frame clip
+        head.set_value(0).run()
+        assert not app.exception
+        assert any("(head 0 of 2)" in h.value for h in app.subheader)
+        assert strip(app) != before
+    finally:
+        with zoo._lock:
+            zoo._REGISTRY.pop(entry.name, None)

@@ -174,6 +174,12 @@ def build(arch: str, **overrides) -> nn.Module:
     """
     if arch not in ARCHS:
         raise KeyError(f"{arch!r} is not an architecture of the torchvision_video family")
+    # an entry's build_kwargs() name the attention as the paper's pairwise function and dims: these
+    # networks' self-attention is the embedded Gaussian over space-time, and only that
+    if overrides.pop("pairwise", "embedded_gaussian") != "embedded_gaussian" or \
+            overrides.pop("dims", "spacetime") != "spacetime":
+        raise TypeError(f"{arch}'s attention is softmax self-attention (embedded_gaussian over spacetime): "
+                        "pairwise and dims cannot change")
     unknown = set(overrides) - _SPEC_FIELDS - {"num_classes"}
     if unknown:
         raise TypeError(f"unknown override(s) for {arch}: {sorted(unknown)}")
@@ -673,7 +679,7 @@ def _entry(arch: str):
         name=f"{arch}.kinetics400_torchvision",
         source="torchvision",
         arch=arch,
-        pairwise=None,
+        pairwise="embedded_gaussian",  # softmax of scaled q.k: the paper's embedded Gaussian, per head
         dims="spacetime",
         spec=spec_of(w),
         url=w.url,
