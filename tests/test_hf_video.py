@@ -274,6 +274,9 @@ def test_wrapper_checks_the_clip():
     with pytest.raises(TypeError, match="unknown override"):
         hv.build("videomae_tiny", hidden_sise=8)
     assert hv.build("vivit_tiny", num_classes=7).hf.config.num_labels == 7
+    assert hv.build("vivit_tiny", pairwise="embedded_gaussian", dims="spacetime").hf.config.num_labels == 5
+    with pytest.raises(TypeError, match="cannot change"):
+        hv.build("vivit_tiny", pairwise="dot_product")
 
 
 def _save(model, path, processor=None, labels=None):
@@ -365,6 +368,13 @@ def test_family_contract():
     assert [e.name for e in entries] == ["videomae_base.kinetics400_mcg_nju", "timesformer_base.kinetics400_facebook",
                                          "vivit_base.kinetics400_google", "vjepa2_large.ssv2_facebook"]
     for e in entries:
+        assert e.pairwise == "embedded_gaussian"  # listed among the models with attention
+        fam.build("vivit_tiny", **{k: v for k, v in e.build_kwargs().items() if k in ("pairwise", "dims")})
+        if e.arch != "videomae_base":  # (its sinusoid table takes transformers seconds to build)
+            with torch.device("meta"):
+                m = fam.build(e.arch, **e.build_kwargs())  # the entry's own graph and clip
+            assert m.spec.num_frames == e.spec.num_frames and m.spec.crop_size == e.spec.crop_size
+            assert m.hf.config.num_labels == e.num_classes
         assert e.url.startswith("https://huggingface.co/") and e.arch in fam.archs and e.file_format == "hf_hub"
 
 

@@ -211,12 +211,20 @@ def build(arch: str, **overrides: Any) -> HFVideoClassifier:
     a = ARCHS[arch]
     cls = a.cls()
     overrides = dict(overrides)
+    # an entry's build_kwargs() name the attention as the paper's pairwise function and dims: softmax
+    # of scaled q.k is the embedded Gaussian (per head), and they cannot change here
+    if overrides.pop("pairwise", "embedded_gaussian") != "embedded_gaussian" or \
+            overrides.pop("dims", "spacetime") != "spacetime":
+        raise TypeError(f"{arch} attends with softmax(q.k / sqrt(d)) per head (embedded_gaussian, spacetime): "
+                        "pairwise and dims cannot change")
     attn = overrides.pop("attn_implementation", None)
     if "num_classes" in overrides:
         overrides["num_labels"] = int(overrides.pop("num_classes"))
     spec_changes = {k: overrides.pop(k) for k in list(overrides) if k in _SPEC_FIELDS and k not in ("num_frames", "crop_size")}
     if "num_frames" in overrides and a.frames_field != "num_frames":
         overrides[a.frames_field] = overrides.pop("num_frames")
+    if "crop_size" in overrides and a.size_field != "crop_size":  # the clip's side is the model's input size
+        overrides[a.size_field] = overrides.pop("crop_size")
     kwargs = {**dict(a.config), **overrides}
     cfg = cls.config_class(**kwargs)
     defaults = cls.config_class()
@@ -227,7 +235,7 @@ def build(arch: str, **overrides: Any) -> HFVideoClassifier:
         raise TypeError(f"{arch} takes RGB frames")
     frames, side = int(getattr(cfg, a.frames_field)), _side(getattr(cfg, a.size_field))
     spec = a.spec
-    short = round(spec.short_side * side / spec.crop_size)
+    short = spec_changes.pop("short_side", round(spec.short_side * side / spec.crop_size))
     spec = replace(spec, num_frames=frames, crop_size=side, short_side=short, **spec_changes)
     hf = cls._from_config(cfg, **({"attn_implementation": attn} if attn else {}))
     return HFVideoClassifier(hf.eval(), arch=arch, spec=spec, class_names=class_names(cfg)).eval()

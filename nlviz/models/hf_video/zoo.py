@@ -67,7 +67,9 @@ def entries() -> list:
     for arch, tag, repo, classes, top1, top5, eval_set, licence, citation, notes in _TABLE:
         spec = replace(ARCHS[arch].spec, extra={"hf_repo": repo})
         rows.append(ZooEntry(
-            name=f"{arch}.{tag}", source="huggingface", arch=arch, pairwise=None, dims="spacetime", spec=spec,
+            name=f"{arch}.{tag}", source="huggingface", arch=arch,
+            pairwise="embedded_gaussian",  # softmax of scaled q.k: the paper's embedded Gaussian, per head
+            dims="spacetime", spec=spec,
             url=f"{HUB}/{repo}", filename=snapshot_dirname(repo), file_format="hf_hub", num_classes=classes,
             top1=top1, top5=top5, eval_set=eval_set, license=licence, citation=citation, page=f"{HUB}/{repo}",
             notes=notes,
