@@ -106,13 +106,26 @@ def video_sha256(video: str | Path | bytes | bytearray | memoryview) -> str:
     return _file_sha256(resolve_video(video))
 
 
+def _dir_sha256(path: Path) -> str:
+    """sha256 of a checkpoint directory (a hub snapshot): over each file's relative name and sha256,
+    in name order; hidden files and folders (a download tool's own metadata) are left out."""
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        rel = f.relative_to(path)
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        h.update(f"{rel.as_posix()}\0{_file_sha256(f)}\n".encode())
+    return h.hexdigest()
+
+
 def checkpoint_path(model: str | Path) -> Path:
-    """The checkpoint file of a zoo name (where it is or would be cached) or of a path."""
+    """The checkpoint file of a zoo name (where it is or would be cached) or of a path (a file, or a
+    checkpoint directory such as a saved hub snapshot)."""
     from . import zoo
 
     text = str(model)
-    path = Path(text).expanduser()
-    if not zoo.known(text) and path.is_file():
+    path = Path(text[len("file:"):] if text.startswith("file:") else text).expanduser()
+    if not zoo.known(text) and (path.is_file() or path.is_dir()):
         return path
     try:
         zoo.get(text)
@@ -132,6 +145,8 @@ def checkpoint_sha256(model: str | Path) -> str:
     path = checkpoint_path(model)
     if path.is_file():
         return _file_sha256(path)
+    if path.is_dir():
+        return _dir_sha256(path)
     entry = zoo.get(str(model))
     if entry.sha256:
         return entry.sha256
