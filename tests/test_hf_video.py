@@ -12,6 +12,7 @@ whether the captured model runs SDPA or eager.
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 import json
 import sys
 
@@ -319,7 +320,9 @@ def test_processor_settings_map_to_clip_specs(tmp_path):
     spec = hv.load_dir(path).spec
     assert spec.mean == pytest.approx((123.675, 116.28, 103.53)) and spec.std == pytest.approx((58.395, 57.12, 57.375))
     assert spec.short_side == 40 and spec.crop_size == 32 and spec.stride == hv.ARCHS["videomae_base"].spec.stride
-    assert hv.load_dir(_save(hv.build("timesformer_tiny"), tmp_path / "ts")).class_names is None  # LABEL_i only
+    ts = hv.load_dir(_save(hv.build("timesformer_tiny"), tmp_path / "ts"))
+    assert ts.class_names is None  # LABEL_i only
+    assert (ts.spec.short_side, ts.spec.crop_size) == (32, 32)  # no processor saved: the default's ratio
 
 
 def test_bad_directories_and_offline_fetch_say_what_to_do(tmp_path):
@@ -468,3 +471,29 @@ def test_zoo_and_resolver_load_a_snapshot_offline(tmp_path):
     assert hv.open_dir(tmp_path) is None  # not a checkpoint directory
     assert hv.owns_keys(list(tiny.state_dict())) and hv.owns_keys(list(tiny.hf.state_dict()))
     assert not hv.owns_keys(["backbone.conv1.weight", "cls_head.fc_cls.weight"])
+
+
+def test_attend_exports_and_view_spec_reproduce_from_a_checkpoint_directory(tmp_path):
+    """`nlviz attend` on a checkpoint directory writes the view's files, and the view spec it writes
+    (the directory hashed file by file) reproduces the same row."""
+    import numpy as np
+
+    from nlviz import cli
+    from nlviz.export import ViewSpec, checkpoint_sha256, reproduce
+
+    torch.manual_seed(5)
+    ts = hv.build("timesformer_tiny")
+    snap = _save(ts, tmp_path / "snap")
+    block = hv.blocks(ts)[0].name  # layer 0's temporal factor
+    out = tmp_path / "views"
+    assert cli.main(["attend", "sample:synthetic_11", "--model", str(snap), "--frame", "1", "--xy", "30", "20",
+                     "--block", block, "--out", str(out)]) == 0
+    stem = out / f"{block}_f1_x30_y20"
+    spec = ViewSpec.from_json(Path(f"{stem}.json").read_text())
+    view, _ = reproduce(spec)
+    saved = np.load(f"{stem}.npy")
+    assert saved.shape == (3, 4, 4) and np.abs(np.asarray(view.row) - saved).max() == 0
+    digest = checkpoint_sha256(snap)
+    (snap / ".cache").mkdir()
+    (snap / ".cache" / "meta").write_text("a download tool's own bookkeeping")
+    assert checkpoint_sha256(snap) == digest  # hidden files are not part of the checkpoint

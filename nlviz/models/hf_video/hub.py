@@ -103,7 +103,7 @@ def spec_from_settings(cfg: Any, settings: dict[str, Any], default: ClipSpec) ->
         frames = default.num_frames  # frames_per_clip is the pretraining clip; the classifier's is the entry's
     crop = _edge(settings.get("crop_size")) if settings.get("do_center_crop", True) else None
     crop = crop or side
-    short = _edge(settings.get("size")) or default.short_side
+    short = _edge(settings.get("size")) or round(default.short_side * crop / default.crop_size)  # its ratio
     if cfg.model_type == "vjepa2" and "size" not in settings:
         short = int(crop * 256 / 224)  # its processor resizes to crop * 256 / 224 when no size is saved
     changes: dict[str, Any] = dict(num_frames=frames, crop_size=crop, short_side=max(short, crop))
