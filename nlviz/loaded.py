@@ -90,9 +90,15 @@ class LoadedModel:
 
     @property
     def labels(self) -> list[str] | None:
+        """The label set the spec names, else the network's own class names (a Hugging Face
+        checkpoint's ``config.id2label``, as ``class_names``), else None."""
         from .labels import label_names
 
-        return label_names(self.spec.labels)
+        names = label_names(self.spec.labels)
+        if names is None:
+            own = getattr(self.model, "class_names", None)
+            names = list(own) if own else None
+        return names
 
     @property
     def blocks(self) -> tuple["BlockInfo", ...]:

@@ -461,7 +461,7 @@ def test_zoo_and_resolver_load_a_snapshot_offline(tmp_path):
     assert zoo.is_cached(entry.name, tmp_path)
     assert zoo.fetch(entry.name, dest_dir=tmp_path) == tmp_path / entry.filename
     lm = load(entry.name, dest_dir=tmp_path)
-    assert lm.family.name == "hf_video" and lm.arch == "vivit_base" and lm.model.class_names == ["a", "b", "c", "d", "e"]
+    assert lm.family.name == "hf_video" and lm.arch == "vivit_base" and lm.labels == ["a", "b", "c", "d", "e"]
     assert [b.name for b in lm.blocks] == [b.name for b in hv.blocks(tiny)]
     clip = _clip(tiny)
     with torch.no_grad():
