@@ -17,8 +17,9 @@ zoo's ``zoo.load`` is this function. What happens:
    the ResNet-NL family, :func:`nlviz.checkpoints.load_file` converts it (format detection; the
    entry's architecture, graph and clip are checked against the file, so a checkpoint of another
    family says what it looks like);
-4. the result carries the entry's clip spec (the publisher's preprocessing), the name, the
-   family's block metadata and the provenance.
+4. the result carries the entry's clip spec (the publisher's preprocessing; for a checkpoint
+   whose own files the family fetched, such as a hub snapshot, the spec those files give), the
+   name, the family's block metadata and the provenance.
 
 A path (or ``file:<path>``) skips 1-2: the file is converted and named ``file:<absolute path>``.
 """
@@ -91,9 +92,14 @@ def load(
         loaded = _load_file(path, arch=entry.arch, overrides=entry.build_kwargs(), spec=entry.spec, entry=entry)
         if not isinstance(loaded, LoadedModel):  # a format loader that returns the bare network
             loaded = LoadedModel.of(loaded, arch=entry.arch)
+    # the clip the model expects: the entry's (the publisher's preprocessing, which a converted file
+    # does not say), except where the family fetched the checkpoint's own files (a hub snapshot's
+    # config and processor settings say it themselves)
+    spec = loaded.spec if family.fetch is not None else (
+        replace(entry.spec, extra=dict(loaded.spec.extra)) if loaded.spec != entry.spec else entry.spec)
     return loaded.with_(
         name=zoo.variant_name(text),
-        spec=replace(entry.spec, extra=dict(loaded.spec.extra)) if loaded.spec != entry.spec else entry.spec,
+        spec=spec,
         entry=entry,
         options=dict(options),
         provenance=Provenance(entry.source, path, loaded.provenance.checkpoint_format, entry.license,

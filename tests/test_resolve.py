@@ -122,3 +122,23 @@ def test_every_family_is_one_registered_module():
     assert {"resnet_nl", "tiny_i3d", "i3d_inception"} <= set(names)
     for module in models.FAMILY_MODULES:
         assert module.startswith("nlviz.models.")
+
+
+def test_a_hub_snapshot_keeps_the_clip_its_own_files_give(tmp_path):
+    """Where the family fetched the checkpoint's own files (a hub snapshot), their processor settings
+    are the preprocessing, not the entry's defaults."""
+    pytest.importorskip("transformers")
+    from nlviz.models import hf_video as hv
+
+    entry = zoo.get("vivit_base.kinetics400_google")
+    torch.manual_seed(4)
+    tiny = hv.build("vivit_tiny")
+    tiny.hf.save_pretrained(tmp_path / entry.filename)
+    processor = {"do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True, "image_mean": [0.4, 0.4, 0.4],
+                 "image_std": [0.2, 0.2, 0.2], "size": {"shortest_edge": 40}, "crop_size": {"height": 32, "width": 32},
+                 "do_center_crop": True}
+    (tmp_path / entry.filename / "preprocessor_config.json").write_text(__import__("json").dumps(processor))
+    lm = load(entry.name, dest_dir=tmp_path)
+    own = hv.load_dir(tmp_path / entry.filename).spec
+    assert lm.spec == own and (lm.spec.short_side, lm.spec.crop_size) == (40, 32) and lm.spec != entry.spec
+    assert lm.spec.mean == pytest.approx((102.0,) * 3)  # 0.4 on 0-1 pixels
