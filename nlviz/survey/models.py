@@ -1,7 +1,7 @@
 """Loading the surveyed models by name and what the survey records of each block.
 
 The one place that turns a model name (a zoo name, ``name@options`` or a checkpoint path) into a
-model: :func:`load` (:mod:`nlviz.resolve` when present, else the zoo / the checkpoint loaders).
+model: :func:`load`, through :mod:`nlviz.resolve` (the one resolver), with the family's block metadata.
 """
 
 from __future__ import annotations
@@ -38,38 +38,15 @@ class SurveyModel:
 
 
 def load(name: str) -> SurveyModel:
-    """The model ``name`` names, in eval mode, with its block facts."""
-    try:
-        from .. import resolve  # the single resolver, once it exists
-    except ImportError:
-        resolve = None
-    try:
-        if resolve is not None:
-            lm = resolve.load(name)
-            facts = {b.name: {"stage": b.stage, "kind": b.kind, "probe": bool(b.probe), "depth": b.depth}
-                     for b in lm.blocks}
-            family = getattr(lm, "family", None)
-            return SurveyModel(name, lm.model, lm.spec, getattr(family, "name", family), facts)
-        from ..export import load_model
+    """The model ``name`` names (:func:`nlviz.resolve.load`), in eval mode, with its block facts."""
+    from ..resolve import load as resolve
 
-        model = load_model(name)
+    try:
+        lm = resolve(name)
     except Exception as e:  # every loader's own error: unknown name, bad file, wrong architecture
         raise ModelLoadError(f"cannot load model {name!r}: {e}") from e
-    return SurveyModel(name, model.eval(), model.spec, None, _facts(model))
-
-
-def _facts(model: nn.Module) -> dict[str, dict]:
-    """Block facts from the model's family when it was built by :func:`nlviz.models.build` (``arch``)."""
-    arch = getattr(model, "arch", None)
-    if arch is None:
-        return {}
-    try:
-        from ..models import block_infos
-
-        return {b.name: {"stage": b.stage, "kind": b.kind, "probe": bool(b.probe), "depth": b.depth}
-                for b in block_infos(arch, model)}
-    except (ImportError, KeyError, ValueError, TypeError):
-        return {}
+    facts = {b.name: {"stage": b.stage, "kind": b.kind, "probe": bool(b.probe), "depth": b.depth} for b in lm.blocks}
+    return SurveyModel(name, lm.model, lm.spec, lm.family.name, facts)
 
 
 __all__ = ["ModelLoadError", "SurveyModel", "load"]
