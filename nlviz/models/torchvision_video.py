@@ -165,7 +165,9 @@ _SPEC_FIELDS = {"num_frames", "stride", "short_side", "crop_size", "mean", "std"
 
 
 def build(arch: str, **overrides) -> nn.Module:
-    """torchvision's ``arch`` with random weights, eval mode, carrying ``spec`` / ``arch``.
+    """torchvision's ``arch`` with random weights, eval mode, as torchvision builds it (nothing is
+    attached to the module: its clip is the family's config or the entry's, carried by the
+    :class:`~nlviz.loaded.LoadedModel` the resolver returns).
 
     Overrides: ``num_classes`` and any :class:`~nlviz.spec.ClipSpec` field. torchvision's MViT
     builders fix the input size (16 x 224 x 224: its position embeddings), so MViT's
@@ -194,11 +196,7 @@ def build(arch: str, **overrides) -> nn.Module:
                 f"torchvision's {arch} builder fixes the input at {default.num_frames} frames of "
                 f"{default.crop_size}x{default.crop_size} (its position embeddings): num_frames and crop_size "
                 f"cannot change; clips are resampled to {default.num_frames} frames instead")
-    model = getattr(_tv(), arch)(**kwargs).eval()
-    model.arch = arch
-    model.spec = spec
-    model.build_overrides = {k: v for k, v in overrides.items() if k != "num_classes"}
-    return model
+    return getattr(_tv(), arch)(**kwargs).eval()  # torchvision's module as it is: nothing attached
 
 
 # --- blocks -------------------------------------------------------------------------------------
