@@ -20,11 +20,11 @@ from pathlib import Path
 import streamlit as st
 
 from .. import zoo
+from ..resolve import FILE_PREFIX  # how a checkpoint path is spelled as a model name (one definition)
 from ..spec import ClipSpec
 
 DEFAULT_MODEL = "demo.embedded_gaussian"  # the paper's default instantiation, always bundled
 REAL_MODEL = "i3d_inception.kinetics400_probe"  # the default once its weights are on disk: real footage
-FILE_PREFIX = "file:"
 CHECKPOINT_TYPES = ["pth", "pt", "pyth", "pkl", "ckpt", "safetensors"]
 
 
