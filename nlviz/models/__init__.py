@@ -111,11 +111,6 @@ def build(name: str, **overrides) -> nn.Module:
     return family_of(name).build(name, **overrides).eval()
 
 
-def block_infos(arch: str, model: nn.Module) -> list[BlockInfo]:
-    """The attention blocks of ``model`` (an ``arch`` network), as its family describes them."""
-    return family_of(arch).blocks(model)
-
-
 def register(name: str) -> Callable:
     """Decorator adding a ResNet3d architecture (a function returning (ResNet3dConfig, ClipSpec)) to
     the ResNet-NL family; a name any family already has fails loudly."""
@@ -161,7 +156,6 @@ __all__ = [
     "PROBE_STAGES",
     "ResNet3d",
     "ResNet3dConfig",
-    "block_infos",
     "build",
     "count_parameters",
     "families",
