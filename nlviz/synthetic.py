@@ -8,25 +8,30 @@ That needs, per frame, each object's identity and pixel mask: :func:`make_track_
 
 The demo models' task: identity propagation (:func:`make_track_clip`)
 -----------------------------------------------------------------------
-Six objects of random shapes, one of each colour of :data:`HUES`, move fast (24-43 px over
-16 frames at 64 px, bouncing off the edges) over a dark background, crossing and occluding each
-other. In the first ``colour_frames`` (4) frames each object shows a *shade*, one of four
-brightnesses drawn at random (the label: :data:`TRACK_CLASSES`); from then on every object has
-the same medium brightness and keeps its colour. The network labels every cell of the last
-frames (``label_from`` = 10 on) with the shade of the object there, background being a class
-of its own: dense classification on the res3 grid.
+Four objects of random shapes, each of a different colour of :data:`HUES`, move fast (24-43 px
+over 16 frames at 64 px, bouncing off the edges) over a dark background, crossing and occluding
+each other. In the first ``colour_frames`` (4) frames each object shows a *shade*, one of four
+brightnesses (the label: :data:`TRACK_CLASSES`), each shade on one object, in random order;
+from then on every object has the same medium brightness and keeps its colour. The network
+labels every cell of the last frames (``label_from`` = 10 on) with the shade of the object
+there, background being a class of its own: dense classification on the res3 grid.
 
-Why it needs query-dependent attention: shades are drawn independently of colours, shapes and
-motion and only set the brightness of the first frames, so from frame ``colour_frames`` on the
-pixels are the same whatever the shades (a test swaps them and compares); and the tiny
-network's convolutions do not reach from the labelled frames back to the first four (exactly
-zero gradient, tested). So a cell can only be labelled by retrieving, from the first frames,
-the object with its own colour: a different place for every query. Colour is the identity
-because matching it is a dot product of 1x1 features (the six hues lie 60 degrees apart on
-the chroma hexagon), what an embedded-Gaussian or dot-product block computes directly. (We
-tried the issue's first idea, the colour as the label and each object's grey level as its
-identity: the same network stayed at chance for 150 steps of 16 clips; matching a scalar needs a bump-shaped
-kernel, which a dot product of features learns slowly.)
+Why it needs query-dependent attention: the order of the shades is drawn independently of
+colours, shapes and motion and only sets the brightness of the first frames, so from frame
+``colour_frames`` on the pixels are the same whatever the shades (a test swaps them and
+compares); and the tiny network's convolutions do not reach from the labelled frames back to
+the first four (exactly zero gradient, tested). So a cell can only be labelled by retrieving,
+from the first frames, the object with its own colour: a different place for every query.
+Every clip shows each shade once, so what is the same for every query (the mean over the clip,
+GCNet's global context) says nothing about any one object's shade: a query-independent map
+labels at chance. (The previous version, six objects with shades drawn with repetition, let a
+map shared by all queries reach about 47% by telling the clip's most common shade; the
+dot-product model settled there and never became colour-selective.) Colour is the identity
+because matching it is a dot product of 1x1 features (the hues lie 60 degrees apart on the
+chroma hexagon), what an embedded-Gaussian or dot-product block computes directly. (We tried
+the issue's first idea, the colour as the label and each object's grey level as its identity:
+the same network stayed at chance for 150 steps of 16 clips; matching a scalar needs a
+bump-shaped kernel, which a dot product of features learns slowly.)
 
 The earlier task: "which colour travels?" (:func:`make_clip`, the ``synthetic_<seed>`` samples)
 --------------------------------------------------------------------------------------------------
@@ -441,20 +446,25 @@ showed in the first frames (its brightness: dark, dim, light, bright; see TrackC
 HUES: tuple[str, ...] = ("red", "yellow", "green", "cyan", "blue", "magenta")
 """Object colours (their identity): one per object, kept for the whole clip."""
 
+IDENTITY_CLASSES: tuple[str, ...] = ("background", *HUES)
+"""What :attr:`TrackClip.identities` labels a pixel with: background or its object's colour."""
+
 # Zero-mean chroma directions (the three channels sum to 0), one per hue of HUES, 60 degrees apart on
 # the chroma hexagon: adding one to a grey level L tints it and leaves the mean of R, G, B at L.
 CHROMA: np.ndarray = np.array([(2, -1, -1), (1, 1, -2), (-1, 2, -1), (-2, 1, 1), (-1, -1, 2), (1, -2, 1)],
                               dtype=np.int16)
 
 TRACK_TASK_DESCRIPTION = (
-    "Six objects of random shapes, one of each colour (red, yellow, green, cyan, blue, magenta), move fast "
-    "across a dark background, crossing and occluding each other. In the first four frames each object shows "
-    "a shade (dark, dim, light or bright, at random); from the fifth frame on every object has the same "
-    "medium brightness, keeping its colour. Label every cell of the last six frames with the shade its "
-    "object showed at the start (or background). Shades are drawn independently of everything else, so no "
-    "frame after the fourth says which shade an object had, and no convolution of the network reaches back "
-    "from the last six frames to the first four: a cell can only be labelled by attending to the same "
-    "object (the same colour) in the first frames."
+    "Four objects of random shapes, each of a different colour (four of red, yellow, green, cyan, blue, "
+    "magenta), move fast across a dark background, crossing and occluding each other. In the first four "
+    "frames each object shows a different shade (dark, dim, light and bright, one each, in random order); "
+    "from the fifth frame on every object has the same medium brightness, keeping its colour. Label every "
+    "cell of the last six frames with the shade its object showed at the start (or background). The order "
+    "of the shades is drawn independently of everything else, so no frame after the fourth says which "
+    "shade an object had, and every clip shows each shade once, so nothing that is the same for the whole "
+    "clip says it either; no convolution of the network reaches back from the last six frames to the "
+    "first four: a cell can only be labelled by attending to the same object (the same colour) in the "
+    "first frames."
 )
 
 
@@ -465,24 +475,32 @@ class TrackConfig:
 
     frames: int = 16  # T, as the tiny demo models take
     size: int = 64  # H = W
-    num_objects: int = 6  # K <= len(HUES): one colour each, distinct (the identity)
+    num_objects: int = 4  # K <= len(palette): one colour each, distinct (the identity)
+    palette: tuple[int, ...] = (0, 1, 2, 3, 4, 5)  # indices into HUES the objects' colours are drawn from
     colour_frames: int = 4  # frames 0..colour_frames-1 show the shades: the first two key time slices of res3
     label_from: int = 10  # first labelled frame: beyond the convolutions' temporal reach of frames 0-3
     radius: tuple[float, float] = (0.13, 0.17)  # object half-extent (8.3-10.9 px): 4-5 res3 cells across
     speed: tuple[float, float] = (0.025, 0.045)  # per frame (1.6-2.9 px): 24-43 px over the clip, bouncing
     shades: tuple[int, ...] = (65, 108, 150, 192)  # brightness (mean of R, G, B) of classes 1..: the label
+    # the objects' shades are distinct (drawn without replacement): with K = 4 every clip shows each shade
+    # once, and nothing shared by all queries of a clip tells one object's shade (False: drawn with repetition)
+    distinct_shades: bool = True
     brightness: int = 128  # every object's brightness after the colour frames
     chroma: int = 30  # pixel = brightness + chroma * CHROMA[hue]: channels within +-60 of the brightness
     background: tuple[int, int] = (8, 20)  # background grey range (a smooth static texture), below every object
     noise: int = 3  # per-pixel flicker in [-noise, noise], new each frame (objects and background)
 
     def __post_init__(self) -> None:
-        for name in ("radius", "speed", "shades", "background"):
+        for name in ("radius", "speed", "shades", "background", "palette"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
-        if not 2 <= self.num_objects <= len(HUES):
-            raise ValueError(f"num_objects must be in 2..{len(HUES)}, got {self.num_objects}")
+        if len(set(self.palette)) != len(self.palette) or not set(self.palette) <= set(range(len(HUES))):
+            raise ValueError(f"palette must be distinct indices into HUES (0..{len(HUES) - 1}), got {self.palette}")
+        if not 2 <= self.num_objects <= len(self.palette):
+            raise ValueError(f"num_objects must be in 2..{len(self.palette)} (the palette's size), got {self.num_objects}")
         if len(self.shades) != len(TRACK_CLASSES) - 1 or len(set(self.shades)) != len(self.shades):
             raise ValueError(f"shades must be {len(TRACK_CLASSES) - 1} distinct brightnesses, one per class")
+        if self.distinct_shades and self.num_objects > len(self.shades):
+            raise ValueError(f"distinct shades need num_objects <= {len(self.shades)}, got {self.num_objects}")
         if not 1 <= self.colour_frames < self.label_from < self.frames:
             raise ValueError("need 1 <= colour_frames < label_from < frames")
         if self.size < 16 or self.size % 4:
@@ -514,6 +532,14 @@ class TrackClip:
     radii: np.ndarray
     tracks: np.ndarray
     draw_order: list[int]
+
+    @property
+    def identities(self) -> np.ndarray:
+        """(T, H, W) int8: the identity class (index into :data:`IDENTITY_CLASSES`) of every pixel:
+        0 background, 1 + the HUES index of the object on top."""
+        lut = np.zeros(len(self.hues) + 1, dtype=np.int8)
+        lut[1:] = np.asarray(self.hues) + 1
+        return lut[self.masks + 1]
 
     def ground_truth(self, config: TrackConfig) -> dict:
         """JSON-ready ground truth (masks are re-created by :func:`make_track_clip`)."""
@@ -556,12 +582,15 @@ def make_track_clip(seed: int, config: TrackConfig = TrackConfig(), *, shades: S
     rng = np.random.Generator(np.random.PCG64(seed))
     n, T, K = cfg.size, cfg.frames, cfg.num_objects
     n_shades = len(TRACK_CLASSES) - 1
-    object_classes = (rng.integers(n_shades, size=K) + 1).tolist()
+    if cfg.distinct_shades:
+        object_classes = (rng.permutation(n_shades)[:K] + 1).tolist()
+    else:
+        object_classes = (rng.integers(n_shades, size=K) + 1).tolist()
     if shades is not None:
         if len(shades) != K or not all(1 <= c <= n_shades for c in shades):
             raise ValueError(f"shades must be {K} classes in 1..{n_shades}, got {shades}")
         object_classes = [int(c) for c in shades]
-    hues = rng.permutation(len(HUES))[:K].tolist()
+    hues = rng.permutation(np.asarray(cfg.palette))[:K].tolist()
     shapes = rng.integers(len(SHAPES), size=K).tolist()
     radii = rng.uniform(*cfg.radius, size=K) * n
     tracks = np.empty((T, K, 2), dtype=np.float64)
@@ -622,29 +651,34 @@ def make_track_clip(seed: int, config: TrackConfig = TrackConfig(), *, shades: S
 
 
 def make_track_dataset(
-    n: int, seed: int = 0, config: TrackConfig = TrackConfig()
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n: int, seed: int = 0, config: TrackConfig = TrackConfig(), *, identities: bool = False
+) -> tuple[np.ndarray, ...]:
     """``n`` clips ``make_track_clip(seed + i)``: (clips (n, T, H, W, 3) uint8, classes (n, T, H, W) int8,
-    masks (n, T, H, W) int8)."""
+    masks (n, T, H, W) int8), and with ``identities`` their identity classes (n, T, H, W) int8
+    (:attr:`TrackClip.identities`)."""
     T, s = config.frames, config.size
     clips = np.empty((n, T, s, s, 3), dtype=np.uint8)
     classes = np.empty((n, T, s, s), dtype=np.int8)
     masks = np.empty((n, T, s, s), dtype=np.int8)
+    ids = np.empty((n, T, s, s), dtype=np.int8) if identities else None
     for i in range(n):
         clip = make_track_clip(seed + i, config)
         clips[i], classes[i], masks[i] = clip.frames, clip.classes, clip.masks
-    return clips, classes, masks
+        if ids is not None:
+            ids[i] = clip.identities
+    return (clips, classes, masks) if ids is None else (clips, classes, masks, ids)
 
 
-def cell_labels(classes: np.ndarray | torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
-    """Per-pixel classes (N, T, H, W) -> the majority class of each cell of a (T', H', W') grid,
-    (N, T', H', W') int64 (ties go to the lower class, background first)."""
+def cell_labels(classes: np.ndarray | torch.Tensor, grid: tuple[int, int, int],
+                num_classes: int = len(TRACK_CLASSES)) -> torch.Tensor:
+    """Per-pixel classes (N, T, H, W) in 0..num_classes-1 -> the majority class of each cell of a
+    (T', H', W') grid, (N, T', H', W') int64 (ties go to the lower class, background first)."""
     c = torch.as_tensor(np.asarray(classes), dtype=torch.long)
     n, t, h, w = c.shape
     gt, gh, gw = grid
     if t % gt or h % gh or w % gw:
         raise ValueError(f"grid {grid} does not divide the clip {(t, h, w)}")
-    onehot = F.one_hot(c, len(TRACK_CLASSES)).permute(0, 4, 1, 2, 3).float()  # (N, classes, T, H, W)
+    onehot = F.one_hot(c, num_classes).permute(0, 4, 1, 2, 3).float()  # (N, classes, T, H, W)
     counts = F.avg_pool3d(onehot, (t // gt, h // gh, w // gw))
     return counts.argmax(dim=1)
 

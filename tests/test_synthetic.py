@@ -281,6 +281,37 @@ def test_only_the_colour_frames_depend_on_the_shades():
         assert (moved.classes[on] != clip.classes[on]).all()
 
 
+def test_palette_and_distinct_shades_options():
+    """The task's variants for pilots: colours drawn from a palette, shades without repetition
+    (a clip then shows each shade once at most, so pooling the whole clip says nothing about one
+    object's shade, the default). With six objects and shades drawn with repetition it draws the
+    clips of the task's first version (its sample synthetic_tracks_1 showed these hues and shades)."""
+    old = S.make_track_clip(1, S.TrackConfig(num_objects=6, distinct_shades=False))
+    assert [S.HUES[h] for h in old.hues] == ["magenta", "blue", "cyan", "red", "yellow", "green"]
+    assert old.object_classes == [2, 3, 4, 4, 1, 1]
+    cfg = S.TrackConfig(num_objects=3, palette=(0, 2, 4))
+    for seed in range(6):
+        clip = S.make_track_clip(seed, cfg)
+        assert sorted(clip.hues) == [0, 2, 4]
+    cfg = S.TrackConfig(num_objects=4, distinct_shades=True)
+    for seed in range(6):
+        assert sorted(S.make_track_clip(seed, cfg).object_classes) == [1, 2, 3, 4]
+    for bad in (dict(num_objects=5, distinct_shades=True), dict(num_objects=4, palette=(0, 1, 2)),
+                dict(palette=(0, 0, 1, 2, 3, 4)), dict(palette=(0, 1, 2, 3, 4, 6))):
+        with pytest.raises(ValueError):
+            S.TrackConfig(**bad)
+
+
+def test_identity_classes_are_the_colour_on_top():
+    clip = S.make_track_clip(5)
+    ids = clip.identities
+    assert S.IDENTITY_CLASSES[0] == "background" and (ids[clip.masks < 0] == 0).all()
+    for k, hue in enumerate(clip.hues):
+        np.testing.assert_array_equal(ids == hue + 1, clip.masks == k)
+    _, _, masks, identities = S.make_track_dataset(2, 5, identities=True)
+    np.testing.assert_array_equal(identities[0], ids)
+
+
 def test_cell_labels_take_the_majority_class():
     classes = np.zeros((1, 2, 4, 4), dtype=np.int8)
     classes[0, :, :2, :2] = 3  # a whole cell of class 3
