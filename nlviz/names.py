@@ -28,7 +28,7 @@ TRAIN_VARIANTS: tuple[str, ...] = ("embedded_gaussian", "dot_product", "gaussian
 TRAIN_BASELINE = "none"
 """``nlviz train --pairwise none``: the baseline without non-local blocks."""
 
-TRAIN_DEFAULTS: dict[str, float] = {"n_train": 4000, "n_test": 300, "steps": 1400, "batch_size": 8, "seed": 0,
+TRAIN_DEFAULTS: dict[str, float] = {"n_train": 4000, "n_test": 300, "steps": 1200, "batch_size": 8, "seed": 0,
                                     "time_budget_s": 15 * 60}
 """The shipped demo models' training run (:class:`nlviz.train.TrainConfig`), the flags' defaults."""
 

@@ -9,8 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from nlviz import synthetic
+from nlviz.capture import attention_blocks
 from nlviz.models import build
-from nlviz.train import TrainConfig, dense_targets, init_nonlocal, make_data, save_demo, train
+from nlviz.train import IdentityReadout, TrainConfig, dense_targets, init_nonlocal, make_data, save_demo, train
 from nlviz.weights import load_weights
 
 
@@ -84,3 +85,54 @@ def test_no_convolution_reaches_the_colour_frames_from_the_labelled_cells():
     x.grad = None
     nl.eval().dense_logits(x)[:, :, first:].square().sum().backward()
     assert (x.grad.abs().sum(dim=(0, 1, 3, 4))[: cfg.colour_frames] > 0).all()
+
+
+def test_identity_readout_reads_what_the_nl_blocks_take_and_leaves_no_hook():
+    """The auxiliary identity loss (TrainConfig.identity_weight) reads the input of each NL block
+    (the output of res3.0 / res4.0, the same place in the baseline), trains through the backbone,
+    and is gone from the trained model."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 16, 64, 64)
+    _, _, _, ids = synthetic.make_track_dataset(2, 0, identities=True)
+    for arch in ("tiny_i3d_nl2_dense", "tiny_i3d_nl0_dense"):
+        model = build(arch, num_classes=5)
+        seen = {}
+        for name in ("res3.0", "res4.0"):
+            block = model.get_submodule(name)
+            (block.nl or block).register_forward_hook(lambda m, a, o, name=name, nl=block.nl: seen.update(
+                {name: a[0] if nl is not None else o}))
+        readout = IdentityReadout(model, background_weight=0.25)
+        model.dense_logits(x)
+        assert set(readout.features) == set(seen)
+        for name, feat in readout.features.items():
+            assert feat is seen[name] and feat.shape[1] == readout.heads[name.replace(".", "_")].in_channels
+        loss = readout.loss(ids)
+        assert torch.isfinite(loss) and loss > 0 and not readout.features
+        loss.backward()
+        assert model.stem.conv.weight.grad.abs().sum() > 0
+    cfg = TrainConfig(pairwise="dot_product", n_train=8, n_test=4, steps=2, batch_size=4, warmup=1, identity_weight=1.0)
+    result = train(cfg)
+    hooks = [m for m in result.model.modules() if m._forward_hooks or m._forward_pre_hooks]
+    assert not hooks and not any("heads" in k for k in result.model.state_dict())
+
+
+def test_tied_init_starts_the_bilinear_kernels_as_a_similarity():
+    """tied_init: phi = theta where the kernel is theta . phi, so it starts as a Gram matrix of the
+    projected features (a similarity, as the Gaussian's x_i . x_j); concatenation keeps independent
+    projections, and so does everything with tied_init off."""
+    torch.manual_seed(0)
+    for pairwise in ("embedded_gaussian", "dot_product", "concatenation"):
+        model = build("tiny_i3d_nl2_dense", num_classes=5, pairwise=pairwise)
+        init_nonlocal(model, TrainConfig(pairwise=pairwise, tied_init=True))
+        for block in attention_blocks(model).values():
+            same = torch.equal(block.phi.conv.weight, block.theta.conv.weight)
+            assert same == (pairwise != "concatenation"), pairwise
+            if same:
+                x = torch.randn(20, block.theta.conv.in_channels)
+                w = block.theta.conv.weight.flatten(1)
+                k = (x @ w.T) @ (x @ block.phi.conv.weight.flatten(1).T).T  # theta(x_i) . phi(x_j), biases aside
+                torch.testing.assert_close(k, k.T)  # a Gram matrix: symmetric, positive semi-definite
+                assert torch.linalg.eigvalsh(k.double()).min() > -1e-4
+        untied = build("tiny_i3d_nl2_dense", num_classes=5, pairwise=pairwise)
+        init_nonlocal(untied, TrainConfig(pairwise=pairwise, tied_init=False))
+        assert not any(torch.equal(b.phi.conv.weight, b.theta.conv.weight) for b in attention_blocks(untied).values())
