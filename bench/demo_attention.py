@@ -1,12 +1,12 @@
 """What the bundled demo models' attention does, measured on held-out clips of their task.
 
 The demo models label every cell of the last frames of an identity-propagation clip
-(:func:`nlviz.synthetic.make_track_clip`) with the colour its object showed in the first two
-frames; no convolution reaches back that far, so only attention can carry the colour. Prints,
+(:func:`nlviz.synthetic.make_track_clip`) with the shade its object showed in the first four
+frames; no convolution reaches back that far, so only attention can carry the shade. Prints,
 for each demo model in assets/models (one per pairwise function, plus the baseline without
 non-local blocks):
 
-- dense accuracy on the object cells of the labelled frames (chance 1/6), and on all labelled
+- dense accuracy on the object cells of the labelled frames (chance 1/4), and on all labelled
   cells, against the baseline's;
 - per non-local block, GCNet's query dependence (Cao et al. 2019: mean pairwise cosine distance
   between the rows of different queries; 0: every query sees the same map) for random query
@@ -14,7 +14,7 @@ non-local blocks):
 - per block, the object-tracking score (share of other-frame attention mass on the query's own
   object) against chance (its area share), and the same for the block's query-independent mean
   row (the control, see nlviz.tracking), for queries on objects in the labelled frames and in
-  any frame.
+  any frame; for dot product and concatenation also the score of the rows' positive part.
 
 With --update-cards the figures are written into each model card (assets/models/*.json).
 
@@ -46,6 +46,18 @@ BENCH_OFFSET = 5_000_000  # attention clips: data_seed + TEST_OFFSET + this, dis
 
 def _r(v: float, nd: int = 4) -> float | None:
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else round(v, nd)
+
+
+def _tracking(scores) -> dict:
+    """Tracking scores as stored in a card, per block (positive_ratio only where rows can be negative)."""
+    out = {}
+    for s in scores:
+        out[s.block] = {"score": _r(s.score), "chance": _r(s.chance), "ratio": _r(s.ratio, 2),
+                        "control_ratio": _r(s.control_ratio, 2), "ratio_over_control": _r(s.ratio / s.control_ratio, 2),
+                        "queries": s.queries}
+        if not math.isclose(s.positive, s.score, rel_tol=1e-9):
+            out[s.block]["positive_ratio"] = _r(s.positive_ratio, 2)
+    return out
 
 
 def main() -> None:
@@ -104,21 +116,18 @@ def main() -> None:
                 "query_dependence": {d.block: {"random_queries": _r(d.random), "queries_on_objects": _r(d.on_objects),
                                                "all_zero_row_share": _r(d.zero_rows), "queries_per_clip": args.queries}
                                      for d in deps},
-                "tracking_labelled_frames": {s.block: {"score": _r(s.score), "chance": _r(s.chance),
-                                                       "ratio": _r(s.ratio, 2), "control_ratio": _r(s.control_ratio, 2),
-                                                       "ratio_over_control": _r(s.ratio / s.control_ratio, 2),
-                                                       "queries": s.queries} for s in track_lab},
-                "tracking_any_frame": {s.block: {"score": _r(s.score), "chance": _r(s.chance),
-                                                 "ratio": _r(s.ratio, 2), "control_ratio": _r(s.control_ratio, 2),
-                                                 "ratio_over_control": _r(s.ratio / s.control_ratio, 2),
-                                                 "queries": s.queries} for s in track_any},
-                "note": "dense accuracy: object cells of the labelled frames (chance 1/6) and all labelled cells. "
+                "tracking_labelled_frames": _tracking(track_lab),
+                "tracking_any_frame": _tracking(track_any),
+                "note": "dense accuracy: object cells of the labelled frames (chance 1/4) and all labelled cells. "
                         "query dependence: GCNet's mean pairwise cosine distance between the rows of different "
                         "query cells of a clip (|f| for dot_product and concatenation), 0 = one map for every "
                         "query, 1 = disjoint maps; random cells and cells on objects. tracking: share of "
                         "attention mass on other frames' keys that lies on the query's object, against chance "
                         "(its area share); control_ratio: the same for the block's mean row over all queries "
-                        "(one map for every query). Measured by bench/demo_attention.py.",
+                        "(one map for every query); positive_ratio: the score of the rows' positive part max(f, 0) "
+                        "against chance (dot_product and concatenation; a dot product can tell the query's object "
+                        "by sign, f > 0 on it and < 0 on the others, which |f| counts as mass elsewhere). "
+                        "Measured by bench/demo_attention.py.",
             }
             card_path.write_text(json.dumps(card, indent=2) + "\n")
     base = {name: acc for name, acc, *_ in rows}.get("demo.none")
@@ -137,7 +146,11 @@ def main() -> None:
             for s in scores:
                 print(f"      {s.block} tracking ({label}): {s.score:.3f} vs chance {s.chance:.3f} = {s.ratio:.1f}x; "
                       f"mean row {s.control_ratio:.1f}x; ratio/control {s.ratio / s.control_ratio:.2f} "
-                      f"({s.queries} queries)")
+                      f"({s.queries} queries)" + _positive(_tracking([s])[s.block]))
+
+
+def _positive(t: dict) -> str:
+    return f"; positive part max(f, 0) {t['positive_ratio']}x chance" if "positive_ratio" in t else ""
 
 
 def summary(models: Path) -> None:
@@ -159,7 +172,7 @@ def summary(models: Path) -> None:
         for label, key in (("labelled frames", "tracking_labelled_frames"), ("any frame", "tracking_any_frame")):
             for block, t in m.get(key, {}).items():
                 print(f"      {block} tracking ({label}): {t['ratio']}x chance; mean row {t['control_ratio']}x; "
-                      f"ratio/control {t['ratio_over_control']} ({t['queries']} queries)")
+                      f"ratio/control {t['ratio_over_control']} ({t['queries']} queries)" + _positive(t))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,11 @@ uniform attention would put there (the object's area share in those key cells). 
 counts with the fraction of its pixels (over the frames it covers) that the object occupies.
 
 Rows of dot_product / concatenation blocks are f / N, not distributions: their mass is taken
-as |f| / N (stated wherever the figure is reported).
+as |f| / N (stated wherever the figure is reported). A dot product's f is linear in the key's
+features, so it can single out the query's object by sign rather than by sparsity (f > 0 on it,
+f < 0 on the others), which |f| counts as mass on the others; the score of the positive part
+max(f, 0) alone (:attr:`TrackingScore.positive`, equal to the score for softmax rows) tells
+the two apart.
 
 A high score alone does not show that a block follows *the query's* object: a block that sends
 every query to the objects in general (a query-independent map, as Cao et al., GCNet 2019,
@@ -40,10 +44,15 @@ class TrackingScore:
     chance: float  # mean share a uniform row would give
     queries: int
     control: float = float("nan")  # mean share the block's query-independent mean row gives
+    positive: float = float("nan")  # the score of the rows' positive part max(f, 0) (softmax rows: = score)
 
     @property
     def ratio(self) -> float:
         return self.score / self.chance if self.chance > 0 else float("nan")
+
+    @property
+    def positive_ratio(self) -> float:
+        return self.positive / self.chance if self.chance > 0 else float("nan")
 
     @property
     def control_ratio(self) -> float:
@@ -100,7 +109,8 @@ def tracking_scores(
             i = int(np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2))
             y, x = ys[i] + 0.5, xs[i] + 0.5
             for b in cap:
-                row = np.abs(b.row(b.query_at(frame + 0.5, y, x)).numpy().astype(np.float64))
+                signed = b.row(b.query_at(frame + 0.5, y, x)).numpy().astype(np.float64)
+                row, positive = np.abs(signed), np.maximum(signed, 0.0)
                 frac = _key_object_fraction(mask, obj, b.key_shape, (t_in, h_in, w_in))
                 tk = b.key_shape[0]
                 own = int(frame * tk // t_in)
@@ -114,12 +124,15 @@ def tracking_scores(
                 mean_row = mean_rows[b.name]
                 control_mass = mean_row[other].sum()
                 control = float((mean_row[other] * frac[other]).sum() / control_mass) if control_mass > 0 else 0.0
-                acc = sums.setdefault(b.name, [0.0, 0.0, 0, 0.0])
+                positive_mass = positive[other].sum()
+                acc = sums.setdefault(b.name, [0.0, 0.0, 0, 0.0, 0.0])
                 acc[0] += score
                 acc[1] += chance
                 acc[2] += 1
                 acc[3] += control
-    return [TrackingScore(name, s / n, c / n, n, k / n) for name, (s, c, n, k) in sums.items() if n]
+                # a row with no positive weight in the other frames puts none on the object either
+                acc[4] += float((positive[other] * frac[other]).sum() / positive_mass) if positive_mass > 0 else 0.0
+    return [TrackingScore(name, s / n, c / n, n, k / n, p / n) for name, (s, c, n, k, p) in sums.items() if n]
 
 
 @dataclass
