@@ -143,10 +143,11 @@ def main() -> None:
             print(f"      {d.block}: query dependence (GCNet cosine) random {d.random:.3f}, on objects "
                   f"{d.on_objects:.3f}; all-zero rows {100 * d.zero_rows:.1f}%")
         for label, scores in (("labelled frames", track_lab), ("any frame", track_any)):
+            stored = _tracking(scores)
             for s in scores:
                 print(f"      {s.block} tracking ({label}): {s.score:.3f} vs chance {s.chance:.3f} = {s.ratio:.1f}x; "
                       f"mean row {s.control_ratio:.1f}x; ratio/control {s.ratio / s.control_ratio:.2f} "
-                      f"({s.queries} queries)" + _positive(_tracking([s])[s.block]))
+                      f"({s.queries} queries)" + _positive(stored[s.block]))
 
 
 def _positive(t: dict) -> str:

@@ -116,22 +116,18 @@ def tracking_scores(
                 own = int(frame * tk // t_in)
                 other = np.ones(tk, bool)
                 other[own] = False
-                mass = row[other].sum()
-                if mass <= 0:
+                if row[other].sum() <= 0:
                     continue
-                score = float((row[other] * frac[other]).sum() / mass)
-                chance = float(frac[other].mean())
-                mean_row = mean_rows[b.name]
-                control_mass = mean_row[other].sum()
-                control = float((mean_row[other] * frac[other]).sum() / control_mass) if control_mass > 0 else 0.0
-                positive_mass = positive[other].sum()
+                on = frac[other]
+                # share of each map's other-frame mass on the object (a map with none there puts none on it)
+                score, control, pos = (float((w[other] * on).sum() / w[other].sum()) if w[other].sum() > 0 else 0.0
+                                       for w in (row, mean_rows[b.name], positive))
                 acc = sums.setdefault(b.name, [0.0, 0.0, 0, 0.0, 0.0])
                 acc[0] += score
-                acc[1] += chance
+                acc[1] += float(on.mean())  # chance
                 acc[2] += 1
                 acc[3] += control
-                # a row with no positive weight in the other frames puts none on the object either
-                acc[4] += float((positive[other] * frac[other]).sum() / positive_mass) if positive_mass > 0 else 0.0
+                acc[4] += pos
     return [TrackingScore(name, s / n, c / n, n, k / n, p / n) for name, (s, c, n, k, p) in sums.items() if n]
 
 

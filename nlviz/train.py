@@ -229,11 +229,18 @@ def evaluate(model: nn.Module, clips: np.ndarray, classes: np.ndarray,
 
 def make_data(config: TrainConfig) -> tuple[np.ndarray, ...]:
     """(train clips, train classes, test clips, test classes, train identities), deterministic given
-    the config."""
-    xtr, ctr, _, itr = synthetic.make_track_dataset(config.n_train, config.data_seed, config.synthetic,
-                                                    identities=True)
+    the config; the identities (for the read-out of ``identity_weight``) are None when it is 0."""
+    xtr, ctr, _, *itr = synthetic.make_track_dataset(config.n_train, config.data_seed, config.synthetic,
+                                                     identities=bool(config.identity_weight))
     xte, cte, _ = synthetic.make_track_dataset(config.n_test, config.test_seed, config.synthetic)
-    return xtr, ctr, xte, cte, itr
+    return xtr, ctr, xte, cte, (itr[0] if itr else None)
+
+
+def class_weights(num_classes: int, background_weight: float) -> torch.Tensor:
+    """Cross-entropy class weights: 1 for every class but the background (class 0)."""
+    weight = torch.ones(num_classes)
+    weight[0] = background_weight
+    return weight
 
 
 FEATURE_BLOCKS = ("res3.0", "res4.0")  # whose output the NL blocks take (stage s's block 0, before its .nl)
@@ -258,8 +265,7 @@ class IdentityReadout(nn.Module):
             else:
                 hook = block.register_forward_hook(partial(self._keep_output, name))
             self.handles.append(hook)
-        self.weight = torch.ones(len(synthetic.IDENTITY_CLASSES))
-        self.weight[0] = background_weight
+        self.weight = class_weights(len(synthetic.IDENTITY_CLASSES), background_weight)
 
     def _keep_input(self, name, module, args):
         self.features[name] = args[0]
@@ -303,8 +309,7 @@ def train(config: TrainConfig, progress: Progress | None = None, data=None) -> T
     if readout is not None:
         groups.append({"params": list(readout.parameters()), "mult": 1.0})
     opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=config.lr, weight_decay=config.weight_decay)
-    weight = torch.ones(len(synthetic.TRACK_CLASSES))
-    weight[0] = config.background_weight
+    weight = class_weights(len(synthetic.TRACK_CLASSES), config.background_weight)
 
     def lr_at(step: int) -> float:
         if step < config.warmup:
